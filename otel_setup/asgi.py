@@ -1,0 +1,112 @@
+"""FastAPI/ASGI wiring: server spans, HTTP metrics by route template, error capture, /metrics.
+
+The contrib FastAPI instrumentation makes the server span (without the per-message
+``receive``/``send`` spans, and with its own HTTP metrics off: ours replace them). Our
+middleware sits inside that span, so:
+
+- HTTP metrics carry the route template (``/v1/products/{product_id}``), never the raw path;
+  unmatched routes collapse to ``unmatched``; exemplars point at the server span.
+- An unhandled exception is sent to Sentry *inside* the server span, so the Sentry event's
+  trace id is the OTel trace id (Sentry's own ASGI capture point lies outside that span and is
+  disabled in ``sentry.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry.metrics import NoOpMeterProvider
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .catalog import UNMATCHED_ROUTE
+from .exposition import render
+from .guard import guard
+from .metrics import record_http_request
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else UNMATCHED_ROUTE
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp, telemetry: Any) -> None:
+        self.app = app
+        self.telemetry = telemetry
+        self.excluded = frozenset(telemetry.settings.excluded_paths)
+        self.in_progress = telemetry.instruments.get(f"{telemetry.prefix}_http_requests_in_progress")
+        self.errors = telemetry.instruments.get(f"{telemetry.prefix}_errors_total")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500
+        raised = False
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        method_attrs = {"method": method}
+        if self.in_progress is not None:
+            self.in_progress.add(1, method_attrs)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            status, raised = 500, True
+            self._on_exception(exc)
+            raise
+        finally:
+            if self.in_progress is not None:
+                self.in_progress.add(-1, method_attrs)
+            with guard("http-metrics"):
+                record_http_request(method, route_template(scope), status,
+                                    time.perf_counter() - start, telemetry=self.telemetry)
+                if status >= 500 and not raised and self.errors is not None:
+                    self.errors.add(1, {"error_type": f"http_{status}"})
+
+    def _on_exception(self, exc: Exception) -> None:
+        with guard("error-capture"):
+            if self.errors is not None:
+                self.errors.add(1, {"error_type": type(exc).__name__})
+            from .sentry import capture_unhandled
+
+            capture_unhandled(exc)
+
+
+def metrics_endpoint(telemetry: Any) -> Any:
+    async def metrics(request: Request) -> Response:
+        body, content_type = await run_in_threadpool(
+            render, telemetry.registry, request.headers.get("accept")
+        )
+        return Response(body, media_type=None, headers={"Content-Type": content_type})
+
+    return metrics
+
+
+def instrument(app: Any, telemetry: Any) -> None:
+    settings = telemetry.settings
+    if settings.metrics_path:
+        app.add_route(settings.metrics_path, metrics_endpoint(telemetry), include_in_schema=False)
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    if not telemetry.enabled:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=NoOpMeterProvider(),
+        excluded_urls=",".join(f"{p}$" for p in settings.excluded_paths) or None,
+        exclude_spans=["receive", "send"],
+    )

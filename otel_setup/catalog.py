@@ -1,0 +1,161 @@
+"""The one catalog of metric and attribute names (SPEC.md "Metric catalog").
+
+Dashboards, alert rules, services and tests import names from here. Each metric name is the
+exact Prometheus name in both paths: ``/metrics`` and OTLP -> collector -> Prometheus. For that:
+histograms of time end in ``_seconds`` with unit ``s`` (the translator does not add the unit
+twice); counters end in ``_total``; every other unit is empty so the translator appends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    COUNTER = "counter"
+    UPDOWN = "updown"  # exposed as a Prometheus gauge
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+# Latency edges: 0.1 s is the FDS SLA, 0.2 s the API target; both must be bucket edges so
+# that "slower than the SLA" is a bucket boundary and exemplars sit on slow buckets.
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5)
+# Engine budgets from the seed: rule 30 ms, ML 40 ms, CTI 50 ms.
+ENGINE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
+RISK_SCORE_BUCKETS = tuple(float(x) for x in range(10, 101, 10))
+FDS_SLA_SECONDS = 0.1
+API_P95_TARGET_SECONDS = 0.2
+ENGINES = ("rule", "ml", "cti")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: Kind
+    description: str
+    labels: tuple[str, ...] = ()
+    unit: str = ""
+    buckets: tuple[float, ...] | None = None
+
+
+def _c(name: str, desc: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, Kind.COUNTER, desc, labels)
+
+
+def _h(name: str, desc: str, *labels: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> MetricSpec:
+    unit = "s" if name.endswith("_seconds") else ""
+    return MetricSpec(name, Kind.HISTOGRAM, desc, labels, unit, buckets)
+
+
+def _g(name: str, desc: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, Kind.GAUGE, desc, labels)
+
+
+def _u(name: str, desc: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, Kind.UPDOWN, desc, labels)
+
+
+def http_metrics(prefix: str) -> tuple[MetricSpec, ...]:
+    """The HTTP metrics every service has, named ``<prefix>_http_*`` (SPEC: ecommerce_http_*)."""
+    return (
+        _c(f"{prefix}_http_requests_total", "HTTP requests by route template", "method", "endpoint", "status_code"),
+        _h(f"{prefix}_http_request_duration_seconds", "HTTP request duration", "method", "endpoint"),
+        _u(f"{prefix}_http_requests_in_progress", "HTTP requests being served", "method"),
+        _c(f"{prefix}_errors_total", "Server errors (5xx and unhandled exceptions)", "error_type"),
+    )
+
+
+ECOMMERCE = http_metrics("ecommerce") + (
+    _c("ecommerce_transactions_total", "Payment transactions by outcome", "status"),
+    _c("ecommerce_transaction_amount_total", "Amount of completed transactions, KRW"),
+    _h("ecommerce_transaction_processing_duration_seconds", "Transaction processing time", "transaction_type"),
+    _c("ecommerce_orders_total", "Orders by status reached", "status"),
+    _c("ecommerce_order_items_total", "Items in created orders"),
+    _c("ecommerce_payments_total", "Payments by status and method", "status", "payment_method"),
+    _c("ecommerce_payment_amount_total", "Amount of successful payments, KRW"),
+    _c("ecommerce_user_registrations_total", "User registrations"),
+    _c("ecommerce_user_logins_total", "Login attempts", "result"),
+    _g("ecommerce_active_users", "Users with a session active in the last 15 minutes"),
+    _c("ecommerce_cache_operations_total", "Cache operations", "operation", "result"),
+    _g("ecommerce_cache_hit_ratio", "Cache hit ratio 0.0-1.0 (target >= 0.8)"),
+    _c("ecommerce_fds_evaluations_total", "FDS evaluations requested by ecommerce", "result"),
+    _h("ecommerce_fds_evaluation_duration_seconds", "FDS evaluation time seen by ecommerce"),
+)
+
+FDS = http_metrics("fds") + (
+    _c("fds_evaluations_total", "Evaluations by risk level and decision", "risk_level", "decision"),
+    _h("fds_evaluation_duration_seconds", "Evaluation time (SLA 0.1 s)"),
+    _g("fds_evaluation_latency_summary", "Evaluation latency quantiles over a sliding window, seconds", "quantile"),
+    _u("fds_evaluations_in_progress", "Evaluations running"),
+    _c("fds_sla_violations_total", "Evaluations slower than 100 ms"),
+    _h("fds_risk_score_distribution", "Risk score 0-100", buckets=RISK_SCORE_BUCKETS),
+    _c("fds_risk_factors_triggered_total", "Risk factors triggered", "factor"),
+    _c("fds_risk_level_distribution_total", "Evaluations by risk level", "risk_level"),
+    _h("fds_rule_engine_duration_seconds", "Rule engine time (span-derived)", buckets=ENGINE_BUCKETS),
+    _h("fds_ml_engine_duration_seconds", "ML engine time (span-derived)", buckets=ENGINE_BUCKETS),
+    _h("fds_cti_engine_duration_seconds", "CTI engine time (span-derived)", buckets=ENGINE_BUCKETS),
+    _h("fds_engine_breakdown_seconds", "Engine time by engine (span-derived)", "engine", buckets=ENGINE_BUCKETS),
+    _c("fds_true_positives_total", "Fraud correctly flagged"),
+    _c("fds_false_positives_total", "Legitimate flagged as fraud"),
+    _c("fds_true_negatives_total", "Legitimate correctly approved"),
+    _c("fds_false_negatives_total", "Fraud approved"),
+    _g("fds_precision", "TP / (TP + FP)"),
+    _g("fds_recall", "TP / (TP + FN)"),
+    _g("fds_f1_score", "Harmonic mean of precision and recall"),
+    _c("fds_decisions_total", "Decisions", "decision"),
+    _c("fds_blocked_transactions_total", "Blocked transactions by reason", "reason"),
+    _c("fds_additional_auth_required_total", "Transactions sent to additional authentication"),
+)
+
+ML = http_metrics("ml")
+ADMIN = http_metrics("admin")
+
+# The telemetry layer's own health: what was dropped or failed, so loss is visible.
+SELF = (
+    _c("otel_setup_spans_dropped_total", "Spans dropped before export", "exporter", "reason"),
+    _c("otel_setup_export_failures_total", "Failed export calls", "exporter"),
+    _c("otel_setup_spans_exported_total", "Spans exported", "exporter"),
+    _c("otel_setup_errors_total", "Telemetry hooks that raised and were contained", "component"),
+    _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped before sending", "reason"),
+)
+
+BY_SERVICE: dict[str, tuple[MetricSpec, ...]] = {
+    "ecommerce": ECOMMERCE,
+    "fds": FDS,
+    "ml": ML,
+    "admin": ADMIN,
+}
+
+ALL: dict[str, MetricSpec] = {
+    spec.name: spec for group in (*BY_SERVICE.values(), SELF) for spec in group
+}
+
+
+def metric_prefix(service_name: str) -> str:
+    """``shopfds-ecommerce`` -> ``ecommerce``; any name becomes a valid metric prefix."""
+    name = service_name.lower().removeprefix("shopfds-").removeprefix("shopfds_")
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+    return cleaned or "app"
+
+
+def specs_for(service_name: str) -> tuple[MetricSpec, ...]:
+    prefix = metric_prefix(service_name)
+    return BY_SERVICE.get(prefix, http_metrics(prefix)) + SELF
+
+
+# Span and resource attribute names shared by services, processors and the collector config.
+class Attr:
+    FDS_ENGINE = "fds.engine"
+    FDS_TRANSACTION_ID = "fds.transaction_id"
+    FDS_RISK_SCORE = "fds.risk_score"
+    FDS_RISK_LEVEL = "fds.risk_level"
+    FDS_DECISION = "fds.decision"
+    FDS_DEGRADED = "fds.degraded"
+    SENTRY_OP = "sentry.op"
+    OVERFLOW_LABEL = "otel_metric_overflow"
+
+
+ENGINE_SPAN_PREFIX = "fds.engine."
+UNMATCHED_ROUTE = "unmatched"

@@ -1,0 +1,77 @@
+"""OTel instruments built from the catalog, with the views that give them buckets and caps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+from .catalog import Kind, MetricSpec
+from .guard import STATS
+
+
+def views(specs: Iterable[MetricSpec], cardinality_limit: int) -> list[View]:
+    """One view per catalog metric: explicit buckets for histograms, a series cap for all."""
+    out = []
+    for spec in specs:
+        aggregation = (
+            ExplicitBucketHistogramAggregation(spec.buckets) if spec.kind is Kind.HISTOGRAM else None
+        )
+        out.append(
+            View(
+                instrument_name=spec.name,
+                aggregation=aggregation,
+                aggregation_cardinality_limit=cardinality_limit,
+            )
+        )
+    return out
+
+
+def _self_metric_callback(name: str) -> Any:
+    def callback(options: CallbackOptions) -> Sequence[Observation]:
+        return [Observation(value, labels) for labels, value in STATS.series(name)]
+
+    return callback
+
+
+class Instruments:
+    """Instruments by catalog name; label-less counters start at 0 so they exist on /metrics."""
+
+    def __init__(self, meter: Meter, specs: Iterable[MetricSpec]) -> None:
+        self._by_name: dict[str, Any] = {}
+        for spec in specs:
+            self._by_name[spec.name] = self._create(meter, spec)
+
+    @staticmethod
+    def _create(meter: Meter, spec: MetricSpec) -> Any:
+        if spec.name.startswith("otel_setup_"):
+            return meter.create_observable_counter(
+                spec.name, [_self_metric_callback(spec.name)], spec.unit, spec.description
+            )
+        if spec.kind is Kind.COUNTER:
+            counter = meter.create_counter(spec.name, spec.unit, spec.description)
+            if not spec.labels:
+                counter.add(0)
+            return counter
+        if spec.kind is Kind.UPDOWN:
+            updown = meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+            if not spec.labels:
+                updown.add(0)
+            return updown
+        if spec.kind is Kind.GAUGE:
+            return meter.create_gauge(spec.name, spec.unit, spec.description)
+        return meter.create_histogram(
+            spec.name, spec.unit, spec.description,
+            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
+        )
+
+    def get(self, name: str) -> Any | None:
+        return self._by_name.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._by_name[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name

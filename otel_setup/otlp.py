@@ -1,0 +1,111 @@
+"""OTLP exporters built from settings: endpoint, protocol, headers and timeout per signal.
+
+Per-signal variables win over the general ones, as in the OTLP exporter spec. With
+``http/protobuf`` the general endpoint gets ``/v1/traces`` or ``/v1/metrics`` appended;
+a per-signal endpoint is used as is. Malformed headers are reported once and ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, UpDownCounter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from .guard import warn_once
+from .settings import TelemetrySettings
+
+_CUMULATIVE = {
+    Counter: AggregationTemporality.CUMULATIVE,
+    UpDownCounter: AggregationTemporality.CUMULATIVE,
+    Histogram: AggregationTemporality.CUMULATIVE,
+    ObservableCounter: AggregationTemporality.CUMULATIVE,
+}
+
+
+def parse_headers(raw: str | None) -> dict[str, str]:
+    """``k=v,k2=v2`` (values URL-encoded) as in the OTLP exporter spec."""
+    headers: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            warn_once(f"otlp-header-{item}", "ignoring malformed OTLP header %r", item.strip())
+            continue
+        headers[unquote(key.strip()).lower()] = unquote(value.strip())
+    return headers
+
+
+def valid_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _endpoint(s: TelemetrySettings, signal: str, protocol: str) -> str | None:
+    specific = s.otlp_traces_endpoint if signal == "traces" else s.otlp_metrics_endpoint
+    if specific:
+        url = specific
+    elif s.otlp_endpoint:
+        base = s.otlp_endpoint.rstrip("/")
+        url = base if protocol == "grpc" else f"{base}/v1/{signal}"
+    else:
+        return None
+    if not valid_url(url):
+        warn_once(f"otlp-url-{signal}", "malformed OTLP %s endpoint %r; OTLP %s disabled",
+                  signal, url, signal)
+        return None
+    return url
+
+
+def _options(s: TelemetrySettings, signal: str) -> tuple[str, str | None, dict[str, str]]:
+    protocol = (s.otlp_traces_protocol if signal == "traces" else s.otlp_metrics_protocol) \
+        or s.otlp_protocol
+    headers = parse_headers(s.otlp_headers)
+    headers.update(parse_headers(s.otlp_traces_headers if signal == "traces" else s.otlp_metrics_headers))
+    return protocol, _endpoint(s, signal, protocol), headers
+
+
+def span_exporter(s: TelemetrySettings) -> SpanExporter:
+    protocol, endpoint, headers = _options(s, "traces")
+    if endpoint is None:
+        raise ValueError("no usable OTLP traces endpoint")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
+                    insecure=endpoint.startswith("http://"))
+    return http_span_exporter(endpoint, headers, s.otlp_timeout_s)
+
+
+def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout,
+                            compression=Compression.Gzip)
+
+
+def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:
+    protocol, endpoint, headers = _options(s, "metrics")
+    if endpoint is None:
+        raise ValueError("no usable OTLP metrics endpoint")
+    exporter: Any
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
+
+        exporter = G(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
+                     insecure=endpoint.startswith("http://"), preferred_temporality=_CUMULATIVE)
+    else:
+        from opentelemetry.exporter.otlp.proto.http import Compression
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
+                                      compression=Compression.Gzip,
+                                      preferred_temporality=_CUMULATIVE)
+    return PeriodicExportingMetricReader(
+        exporter, export_interval_millis=s.metric_export_interval_ms,
+        export_timeout_millis=s.otlp_timeout_s * 1000,
+    )

@@ -1,0 +1,181 @@
+"""PII scrubbing for everything that leaves the process: Sentry events, breadcrumbs, span
+attributes and span events (exception messages and stack traces), log records.
+
+What is removed and why:
+- Card numbers (13-19 digits passing the Luhn check, spaces or dashes allowed) keep the BIN and
+  the last four digits only (PCI DSS 3.4 allows showing at most those).
+- Values of sensitive keys (CVV, passwords, tokens, ``Authorization``, cookies, secrets) are
+  replaced, whether the key is a mapping key or appears in a string (``cvv=123``,
+  ``"password": "..."``) such as a raw request body in a frame's local variables.
+- JWTs and bearer tokens anywhere in text are replaced.
+- E-mail addresses keep their first character and domain (``j***@example.com``); the domain is
+  a fraud signal (disposable providers), the local part identifies a person.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+FILTERED = "[Filtered]"
+_MAX_DEPTH = 12
+
+# Key names whose values are never sent. Sources: sentry-python's DEFAULT_DENYLIST (passwords,
+# tokens, cookies, auth headers), PCI DSS (CVV/CVC, PAN) and the shop's own payment fields.
+_DENY_KEYS = frozenset(
+    {
+        "password", "passwd", "pwd", "secret", "passwordconfirm", "newpassword", "oldpassword",
+        "cvv", "cvc", "cvv2", "cvc2", "securitycode", "cardsecuritycode",
+        "token", "accesstoken", "refreshtoken", "idtoken", "apikey", "xapikey", "privatekey",
+        "authorization", "proxyauthorization", "cookie", "setcookie", "session", "sessionid",
+        "csrftoken", "xcsrftoken", "xsentryauth", "jwt", "otp",
+        "cardnumber", "pan", "cardexpiry", "expiry", "expirydate", "exp",
+    }
+)
+_KEY_WORDS = (
+    "password|passwd|pwd|secret|cvv2?|cvc2?|security_code|token|access_token|refresh_token|"
+    "api[_-]?key|authorization|cookie|card[_-]?number|card_expiry|expiry|jwt|otp"
+)
+# key: value inside text, quoted value (may contain spaces)...
+_KV_QUOTED = re.compile(
+    rf"(?i)((?:{_KEY_WORDS})\\?[\"']?\s*[:=]\s*\\?)([\"'])(.*?)(\\?\2)"
+)
+# ...or bare value up to a delimiter (query strings, form bodies, log lines).
+_KV_BARE = re.compile(
+    rf"(?i)((?:{_KEY_WORDS})\s*[:=]\s*)((?:bearer|basic)\s+)?([^\s\"'\\,&;}}\]]+)"
+)
+_CARD = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w])")
+_EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
+_JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]{8,}=*")
+# Cheap pre-check: text without a digit run, '@', '=', ':' or "eyJ" cannot match any rule.
+_MAYBE = re.compile(r"\d{3}|@|=|:|eyJ|bearer|basic", re.IGNORECASE)
+
+
+def _normal_key(key: str) -> str:
+    return key.lower().replace("-", "").replace("_", "").replace(".", "")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def mask_card(digits: str) -> str:
+    """``4111111111111111`` -> ``411111******1111`` (BIN + last 4)."""
+    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
+
+
+def _card_sub(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        return mask_card(digits)
+    return match.group(0)
+
+
+def scrub_text(text: str) -> str:
+    """Mask every PII pattern in free text."""
+    if not text or not _MAYBE.search(text):
+        return text
+    text = _KV_QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}{m.group(4)}", text)
+    text = _KV_BARE.sub(lambda m: f"{m.group(1)}{FILTERED}", text)
+    text = _JWT.sub(FILTERED, text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
+    text = _CARD.sub(_card_sub, text)
+    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+def is_sensitive_key(key: str) -> bool:
+    normal = _normal_key(key)
+    return normal in _DENY_KEYS or normal.endswith(("password", "token", "secret", "cvv", "cvc"))
+
+
+def scrub_value(value: Any, depth: int = 0) -> Any:
+    """Scrub any JSON-like value: strings masked, mappings and sequences walked."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return scrub_text(value.decode("utf-8", "replace"))
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return scrub_mapping(value, depth + 1)
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_value(v, depth + 1) for v in value)
+    return value
+
+
+def scrub_mapping(data: Mapping[Any, Any], depth: int = 0) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in data.items():
+        if isinstance(key, str) and is_sensitive_key(key) and value not in (None, "", FILTERED):
+            out[key] = _masked_sensitive(key, value)
+        else:
+            out[key] = scrub_value(value, depth)
+    return out
+
+
+def _masked_sensitive(key: str, value: Any) -> Any:
+    # A card number under its own key keeps BIN + last 4, like everywhere else.
+    if _normal_key(key) in ("cardnumber", "pan"):
+        digits = re.sub(r"\D", "", str(value))
+        if 13 <= len(digits) <= 19:
+            return mask_card(digits)
+    return FILTERED
+
+
+class EventScrubber:
+    """Scrubs a Sentry event dict in place, one method per part of the payload."""
+
+    def scrub_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.scrub_exception(event)
+        self.scrub_request(event)
+        self.scrub_user(event)
+        self.scrub_breadcrumbs(event)
+        for part in ("extra", "contexts", "tags", "logentry", "message", "spans", "threads"):
+            if part in event:
+                event[part] = scrub_value(event[part])
+        return event
+
+    def scrub_exception(self, event: dict[str, Any]) -> None:
+        for exc in (event.get("exception") or {}).get("values") or []:
+            if isinstance(exc.get("value"), str):
+                exc["value"] = scrub_text(exc["value"])
+            for frame in (exc.get("stacktrace") or {}).get("frames") or []:
+                # Local variables hold raw request bodies, card dataclasses and tokens.
+                if "vars" in frame:
+                    frame["vars"] = scrub_mapping(frame["vars"])
+
+    def scrub_request(self, event: dict[str, Any]) -> None:
+        request = event.get("request")
+        if isinstance(request, dict):
+            for part in ("headers", "cookies", "data", "query_string", "env", "url"):
+                if part in request:
+                    request[part] = scrub_value(request[part])
+
+    def scrub_user(self, event: dict[str, Any]) -> None:
+        user = event.get("user")
+        if isinstance(user, dict):
+            # Only the opaque id may identify a user in an error report.
+            event["user"] = {k: v for k, v in user.items() if k == "id"}
+
+    def scrub_breadcrumbs(self, event: dict[str, Any]) -> None:
+        crumbs = event.get("breadcrumbs")
+        values = crumbs.get("values") if isinstance(crumbs, dict) else crumbs
+        for crumb in values or []:
+            self.scrub_breadcrumb(crumb)
+
+    def scrub_breadcrumb(self, crumb: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(crumb.get("message"), str):
+            crumb["message"] = scrub_text(crumb["message"])
+        if isinstance(crumb.get("data"), Mapping):
+            crumb["data"] = scrub_mapping(crumb["data"])
+        return crumb

@@ -1,0 +1,213 @@
+"""Sentry for errors, linked to OTel traces; the seed's Sentry helpers.
+
+Design (each point is a pitfall met in sentry-sdk):
+
+- OTel does the tracing; sentry-sdk's own tracing stays off. ``OTLPIntegration`` is used only
+  for trace *linking* (every event carries the active OTel trace and span id); its exporter
+  and its propagator are off: the propagator would replace W3C ``traceparent``, and its
+  exporter would bypass our PII scrubbing. Sampled spans reach Sentry's OTLP endpoint through
+  our own scrubbed, bounded exporter instead (or through the collector when one is set).
+- The Starlette/FastAPI integrations are disabled: they capture exceptions outside the OTel
+  server span, where the event's trace id matches no trace. ``asgi.TelemetryMiddleware``
+  captures inside the span.
+- ``before_send`` / ``before_breadcrumb`` scrub every part of the payload (frame locals
+  included), drop events below WARNING, and run guarded: a scrubber bug drops the event (it is
+  counted), never raises, never sends unscrubbed data.
+- The ``otel_setup`` logger is ignored by the logging integration: no error loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sentry_sdk
+from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode
+
+from . import telemetry as _telemetry
+from .catalog import Attr
+from .guard import STATS, report_failure
+from .scrub import EventScrubber, scrub_mapping
+
+_scrubber = EventScrubber()
+_LEVELS = {"fatal": 50, "critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10}
+
+
+def _dropped(reason: str) -> None:
+    STATS.add("otel_setup_sentry_events_dropped_total", reason=reason)
+
+
+def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        if _LEVELS.get(str(event.get("level", "error")), 40) < logging.WARNING:
+            _dropped("below_warning")
+            return None
+        return _scrubber.scrub_event(event)
+    except Exception as exc:
+        report_failure("sentry-before-send", exc)
+        _dropped("scrub_error")
+        return None
+
+
+def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return _scrubber.scrub_breadcrumb(crumb)
+    except Exception as exc:
+        report_failure("sentry-before-breadcrumb", exc)
+        return None
+
+
+def sentry_otlp_endpoint(dsn: str) -> tuple[str, dict[str, str]]:
+    """Sentry's OTLP traces URL and ``x-sentry-auth`` header for a DSN."""
+    from sentry_sdk.consts import VERSION, EndpointType
+    from sentry_sdk.utils import Dsn
+
+    auth = Dsn(dsn).to_auth(f"sentry.python/{VERSION}")
+    return auth.get_api_url(EndpointType.OTLP_TRACES), {"x-sentry-auth": auth.to_header()}
+
+
+def init_sentry(dsn: str | None = None, environment: str | None = None,
+                enable_tracing: bool = True, traces_sample_rate: float | None = None, *,
+                release: str | None = None, telemetry: Any = None) -> bool:
+    """Start sentry-sdk for errors; with ``enable_tracing``, sampled traces go to Sentry too.
+
+    ``traces_sample_rate`` (seed: 1.0 in development, 0.1 in production), when given, sets the
+    root sampling ratio of the OTel sampler, which decides what Sentry receives.
+    Returns False (and does nothing) without a DSN or if the DSN is invalid.
+    """
+    if not dsn:
+        return False
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+    from sentry_sdk.integrations.otlp import OTLPIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+
+    try:
+        sentry_sdk.init(
+            dsn=dsn,
+            environment=environment,
+            release=release,
+            send_default_pii=False,
+            include_local_variables=True,
+            before_send=before_send,  # type: ignore[arg-type]
+            before_breadcrumb=before_breadcrumb,  # type: ignore[arg-type]
+            traces_sample_rate=None,
+            shutdown_timeout=2,
+            integrations=[
+                OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False,
+                                capture_exceptions=False),
+                LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+            ],
+            disabled_integrations=[StarletteIntegration(), FastApiIntegration()],
+        )
+    except Exception as exc:  # BadDsn and friends: warn once, run without Sentry
+        report_failure("sentry-init", exc)
+        return False
+    ignore_logger("otel_setup")
+    ignore_logger("uvicorn.access")
+    active = telemetry or _telemetry.current()
+    if active is not None:
+        if traces_sample_rate is not None:
+            from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+            active.sampler.inner = ParentBasedTraceIdRatio(traces_sample_rate)
+        if enable_tracing and active.settings.sentry_traces and not active.settings.otlp_enabled:
+            from .otlp import http_span_exporter
+
+            url, headers = sentry_otlp_endpoint(dsn)
+            active.add_span_exporter(
+                "sentry", http_span_exporter(url, headers, active.settings.otlp_timeout_s)
+            )
+    return True
+
+
+def _mark_span(exc: BaseException, event_id: str | None) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(StatusCode.ERROR, type(exc).__name__)
+        if event_id:
+            span.set_attribute("sentry.event_id", event_id)
+
+
+def capture_unhandled(exc: BaseException) -> str | None:
+    """Used by the ASGI middleware, inside the server span."""
+    event_id = sentry_sdk.capture_exception(exc)
+    if event_id:
+        trace.get_current_span().set_attribute("sentry.event_id", event_id)
+    return event_id
+
+
+def capture_exception_with_context(exc: BaseException, **context: Any) -> str | None:
+    """Send ``exc`` with context (``user_id`` becomes the user, ids become tags)."""
+    with sentry_sdk.new_scope() as scope:
+        user_id = context.pop("user_id", None)
+        if user_id is not None:
+            scope.set_user({"id": str(user_id)})
+        for key in ("transaction_id", "order_id", "payment_method"):
+            if context.get(key) is not None:
+                scope.set_tag(key, str(context[key]))
+        scope.set_context("details", scrub_mapping(context))
+        event_id = sentry_sdk.capture_exception(exc)
+    _mark_span(exc, event_id)
+    return event_id
+
+
+def capture_fds_exception(exc: BaseException, transaction_id: str | None = None,
+                          risk_score: float | None = None, engine: str | None = None) -> str | None:
+    """An FDS failure, grouped by engine and exception type."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("component", "fds")
+        scope.set_tag("fds.engine", engine or "unknown")
+        if transaction_id:
+            scope.set_tag("transaction_id", str(transaction_id))
+        scope.set_context("fds", {"transaction_id": transaction_id, "risk_score": risk_score,
+                                  "engine": engine})
+        scope.fingerprint = ["fds-exception", engine or "unknown", type(exc).__name__]
+        event_id = sentry_sdk.capture_exception(exc)
+    _mark_span(exc, event_id)
+    return event_id
+
+
+def capture_fds_performance_issue(duration_ms: float, threshold_ms: float = 100.0,
+                                  transaction_id: str | None = None,
+                                  engine: str | None = None) -> str | None:
+    """An evaluation over its SLA, as a warning grouped by slowest engine."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("fds.sla_violation", True)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("component", "fds")
+        scope.set_tag("fds.engine", engine or "unknown")
+        if transaction_id:
+            scope.set_tag("transaction_id", str(transaction_id))
+        scope.set_context("fds_performance", {"duration_ms": duration_ms,
+                                              "threshold_ms": threshold_ms, "engine": engine})
+        scope.fingerprint = ["fds-sla-violation", engine or "unknown"]
+        return sentry_sdk.capture_message(
+            f"FDS evaluation {duration_ms:.1f} ms over {threshold_ms:.0f} ms SLA (engine {engine})",
+            level="warning",
+        )
+
+
+def add_breadcrumb(message: str, category: str = "default", level: str = "info",
+                   data: dict[str, Any] | None = None) -> None:
+    sentry_sdk.add_breadcrumb(message=message, category=category, level=level, data=data or {})
+
+
+def add_fds_breadcrumb(message: str, engine: str, risk_score: float | None = None,
+                       decision: str | None = None) -> None:
+    add_breadcrumb(message, category=f"fds.{engine}", level="info",
+                   data={"engine": engine, "risk_score": risk_score, "decision": decision})
+
+
+@contextmanager
+def start_transaction(name: str, op: str = "function") -> Iterator[Span]:
+    """A unit of work as an OTel span (Sentry reads ``sentry.op`` from OTLP spans)."""
+    active = _telemetry.current()
+    tracer = active.tracer if active is not None else trace.get_tracer("otel_setup")
+    with tracer.start_as_current_span(name, attributes={Attr.SENTRY_OP: op}) as span:
+        yield span

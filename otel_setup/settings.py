@@ -1,0 +1,183 @@
+"""Every setting of the telemetry layer, with its environment variable and default.
+
+Precedence is the same everywhere: an explicit ``TelemetrySettings(...)`` argument, then the
+environment, then the default below. Standard variables keep their standard names
+(``OTEL_*``, ``SENTRY_*``); the project's own carry the ``SHOPFDS_`` prefix.
+
+| variable | default | meaning |
+|---|---|---|
+| ``ENVIRONMENT`` / ``SENTRY_ENVIRONMENT`` | ``development`` | development, staging or production |
+| ``APP_VERSION`` / ``SENTRY_RELEASE`` | package version | ``service.version`` and Sentry release |
+| ``OTEL_SDK_DISABLED`` | ``false`` | no traces or metrics at all (Sentry errors still work) |
+| ``OTEL_SERVICE_NAME`` | the name given to ``configure`` | ``service.name`` reported |
+| ``OTEL_RESOURCE_ATTRIBUTES`` | none | extra resource attributes (read by the SDK) |
+| ``OTEL_TRACES_SAMPLER`` / ``_ARG`` | parent-based, 100 % in development, 10 % in production | sampler |
+| ``OTEL_METRICS_EXEMPLAR_FILTER`` | ``trace_based`` | trace_based, always_on, always_off |
+| ``OTEL_EXPORTER_OTLP_ENDPOINT`` | none (no OTLP) | collector base URL; per-signal forms below win |
+| ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` | none | full URL for traces |
+| ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` | none | full URL for metrics |
+| ``OTEL_EXPORTER_OTLP_PROTOCOL`` (+ ``_TRACES_``/``_METRICS_``) | ``http/protobuf`` | or ``grpc`` |
+| ``OTEL_EXPORTER_OTLP_HEADERS`` (+ per-signal) | none | ``k=v,k2=v2`` |
+| ``OTEL_EXPORTER_OTLP_TIMEOUT`` | ``5`` s | per export; caps shutdown time with a dead endpoint |
+| ``OTEL_METRIC_EXPORT_INTERVAL`` | ``15000`` ms | OTLP metric push interval |
+| ``SENTRY_DSN`` | none (no Sentry) | errors to Sentry; traces too unless a collector is set |
+| ``SHOPFDS_SENTRY_TRACES`` | ``true`` | send sampled traces to Sentry over OTLP when no collector is set |
+| ``SHOPFDS_TRACE_STORE_DIR`` | ``.shopfds/traces`` | local trace store (JSON lines), empty string disables |
+| ``SHOPFDS_TRACE_STORE_MAX_MB`` | ``64`` | per service file; rotated once to ``.1`` |
+| ``SHOPFDS_METRICS_PATH`` | ``/metrics`` | Prometheus endpoint added to the app, empty disables |
+| ``SHOPFDS_METRIC_CARDINALITY_LIMIT`` | ``500`` | attribute sets per metric before overflow |
+| ``SHOPFDS_EXCLUDED_URLS`` | ``/metrics,/health`` | paths neither traced nor counted |
+| ``SHOPFDS_SHUTDOWN_TIMEOUT`` | ``5`` s | upper bound for ``Telemetry.shutdown()`` |
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_log = logging.getLogger("otel_setup")
+
+Environment = Literal["development", "staging", "production"]
+_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("shopfds")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class TelemetrySettings(BaseSettings):
+    """Typed view of the environment; build once, pass to ``configure``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPFDS_", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    environment: Environment = Field(
+        "development", validation_alias=_alias("environment", "SENTRY_ENVIRONMENT", "ENVIRONMENT")
+    )
+    service_version: str = Field(
+        default_factory=_package_version,
+        validation_alias=_alias("service_version", "APP_VERSION", "SENTRY_RELEASE"),
+    )
+    sdk_disabled: bool = Field(False, validation_alias=_alias("sdk_disabled", "OTEL_SDK_DISABLED"))
+    service_name_override: str | None = Field(
+        None, validation_alias=_alias("service_name_override", "OTEL_SERVICE_NAME")
+    )
+    traces_sampler: str | None = Field(
+        None, validation_alias=_alias("traces_sampler", "OTEL_TRACES_SAMPLER")
+    )
+    traces_sampler_arg: str | None = Field(
+        None, validation_alias=_alias("traces_sampler_arg", "OTEL_TRACES_SAMPLER_ARG")
+    )
+    exemplar_filter: str = Field(
+        "trace_based", validation_alias=_alias("exemplar_filter", "OTEL_METRICS_EXEMPLAR_FILTER")
+    )
+    otlp_endpoint: str | None = Field(
+        None, validation_alias=_alias("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otlp_traces_endpoint: str | None = Field(
+        None, validation_alias=_alias("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    otlp_metrics_endpoint: str | None = Field(
+        None,
+        validation_alias=_alias("otlp_metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+    )
+    otlp_protocol: str = Field(
+        "http/protobuf", validation_alias=_alias("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    )
+    otlp_traces_protocol: str | None = Field(
+        None, validation_alias=_alias("otlp_traces_protocol", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+    )
+    otlp_metrics_protocol: str | None = Field(
+        None,
+        validation_alias=_alias("otlp_metrics_protocol", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+    )
+    otlp_headers: str | None = Field(
+        None, validation_alias=_alias("otlp_headers", "OTEL_EXPORTER_OTLP_HEADERS")
+    )
+    otlp_traces_headers: str | None = Field(
+        None, validation_alias=_alias("otlp_traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+    )
+    otlp_metrics_headers: str | None = Field(
+        None, validation_alias=_alias("otlp_metrics_headers", "OTEL_EXPORTER_OTLP_METRICS_HEADERS")
+    )
+    otlp_timeout_s: float = Field(
+        5.0, gt=0, validation_alias=_alias("otlp_timeout_s", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    )
+    metric_export_interval_ms: int = Field(
+        15000, gt=0, validation_alias=_alias("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL")
+    )
+    sentry_dsn: str | None = Field(None, validation_alias=_alias("sentry_dsn", "SENTRY_DSN"))
+    sentry_traces: bool = True
+    trace_store_dir: str = ".shopfds/traces"
+    trace_store_max_mb: float = Field(64.0, gt=0)
+    metrics_path: str = "/metrics"
+    metric_cardinality_limit: int = Field(500, ge=10)
+    excluded_urls: str = "/metrics,/health"
+    shutdown_timeout: float = Field(5.0, gt=0)
+
+    @field_validator("otlp_protocol", "otlp_traces_protocol", "otlp_metrics_protocol")
+    @classmethod
+    def _known_protocol(cls, value: str | None) -> str | None:
+        # A bad protocol must not stop the service: warn and use the default.
+        if value is not None and value not in _PROTOCOLS:
+            _log.warning("unsupported OTLP protocol %r, using http/protobuf", value)
+            return "http/protobuf"
+        return value
+
+    @field_validator("exemplar_filter")
+    @classmethod
+    def _known_exemplar_filter(cls, value: str) -> str:
+        if value not in ("trace_based", "always_on", "always_off"):
+            _log.warning("unknown OTEL_METRICS_EXEMPLAR_FILTER %r, using trace_based", value)
+            return "trace_based"
+        return value
+
+    @field_validator("sentry_dsn", "otlp_endpoint", "otlp_traces_endpoint", "otlp_metrics_endpoint")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def otlp_enabled(self) -> bool:
+        """True when any OTLP endpoint is set: a collector receives our telemetry."""
+        return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_metrics_endpoint)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def excluded_paths(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.excluded_urls.split(",") if p.strip())
+
+
+def load_settings(**overrides: object) -> TelemetrySettings:
+    """Settings from the environment, falling back field by field on invalid values.
+
+    A typo in one variable (``ENVIRONMENT=prod``) must not stop a service: the bad field is
+    reported once and takes its default, the others keep their values.
+    """
+    try:
+        return TelemetrySettings(**overrides)  # type: ignore[arg-type]
+    except Exception as exc:  # pydantic.ValidationError; kept broad so telemetry never blocks start
+        bad = {str(err["loc"][0]) for err in getattr(exc, "errors", lambda: [])()}
+        _log.warning("invalid telemetry settings %s, using defaults for them: %s", sorted(bad), exc)
+        defaults = {name: TelemetrySettings.model_fields[name].get_default(call_default_factory=True)
+                    for name in bad if name in TelemetrySettings.model_fields}
+        try:
+            return TelemetrySettings(**{**overrides, **defaults})  # type: ignore[arg-type]
+        except Exception:
+            _log.warning("telemetry settings unusable, running with all defaults")
+            return TelemetrySettings.model_construct()

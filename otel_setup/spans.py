@@ -1,0 +1,151 @@
+"""Span processors and exporter wrappers.
+
+- :class:`EngineMetricsProcessor` derives ``fds_<engine>_engine_duration_seconds`` and
+  ``fds_engine_breakdown_seconds{engine}`` from every span carrying ``fds.engine``, with an
+  exemplar pointing at that span, so services only create spans (what the collector's
+  spanmetrics connector would do, done in-process so the embedded default has it too).
+- :class:`ScrubbingExporter` masks PII in attributes, events (exception messages and stack
+  traces) and status descriptions before any exporter sees a span.
+- :class:`CountingExporter` and :class:`CountingBatchProcessor` count what was exported,
+  what failed and what was dropped from a full queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import Histogram
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NonRecordingSpan, Status
+
+from .catalog import ENGINES, Attr
+from .guard import STATS, guard
+from .scrub import scrub_mapping, scrub_text
+
+
+class EngineMetricsProcessor(SpanProcessor):
+    def __init__(self, per_engine: dict[str, Histogram], breakdown: Histogram) -> None:
+        self._per_engine = per_engine
+        self._breakdown = breakdown
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        engine = attributes.get(Attr.FDS_ENGINE)
+        if engine is None or span.start_time is None or span.end_time is None:
+            return
+        with guard("engine-metrics"):
+            engine = str(engine) if str(engine) in ENGINES else "other"
+            seconds = (span.end_time - span.start_time) / 1e9
+            # The exemplar must point at this span, not at whatever is current on this thread.
+            ctx = trace.set_span_in_context(NonRecordingSpan(span.get_span_context()))
+            histogram = self._per_engine.get(engine)
+            if histogram is not None:
+                histogram.record(seconds, context=ctx)
+            self._breakdown.record(seconds, {"engine": engine}, context=ctx)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _scrub_attrs(attributes: Any) -> Any:
+    return scrub_mapping(attributes) if attributes else attributes
+
+
+def scrub_span(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, scrub_text(status.description))
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_scrub_attrs(span.attributes),
+        events=[Event(e.name, _scrub_attrs(e.attributes), e.timestamp) for e in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class ScrubbingExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        clean: list[ReadableSpan] = []
+        for span in spans:
+            try:
+                clean.append(scrub_span(span))
+            except Exception:
+                # Never export an unscrubbed span: drop it and count it.
+                STATS.add("otel_setup_spans_dropped_total", exporter="scrubber", reason="scrub_error")
+        return self.inner.export(clean)
+
+    def shutdown(self, **kwargs: Any) -> None:
+        self.inner.shutdown(**kwargs)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            STATS.add("otel_setup_spans_exported_total", len(spans), exporter=self.name)
+        else:
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            STATS.add("otel_setup_spans_dropped_total", len(spans), exporter=self.name,
+                      reason="export_failed")
+        return result
+
+    def shutdown(self, **kwargs: Any) -> None:
+        try:
+            self.inner.shutdown(**kwargs)
+        except TypeError:
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingBatchProcessor(BatchSpanProcessor):
+    """A batch processor with a bounded queue that counts the spans it drops when full."""
+
+    def __init__(self, exporter: SpanExporter, name: str, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self.name = name
+        inner = self._batch_processor
+        self._queue = getattr(inner, "_queue", None)
+        self._capacity = getattr(inner, "_max_queue_size", None)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if (
+            self._queue is not None
+            and span.context is not None
+            and span.context.trace_flags.sampled
+            and len(self._queue) >= (self._capacity or 0)
+        ):
+            STATS.add("otel_setup_spans_dropped_total", exporter=self.name, reason="queue_full")
+        super().on_end(span)

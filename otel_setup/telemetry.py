@@ -1,0 +1,230 @@
+"""``configure()``: traces, metrics with exemplars, span-derived metrics and Sentry in one call.
+
+What is enabled depends only on the environment (see ``settings``):
+
+- always: a tracer provider (sampling by environment), a meter provider whose metrics are
+  served on the app's ``/metrics`` with exemplars, the FDS engine span processor, and the local
+  trace store so any exemplar's trace id can be looked up;
+- an OTLP endpoint: traces and metrics (with exemplars) also go to that collector;
+- ``SENTRY_DSN``: errors to Sentry linked to the active trace; sampled traces to Sentry's OTLP
+  endpoint unless a collector is set (the collector forwards them then).
+
+``configure`` is idempotent: a second call for the same service returns the same ``Telemetry``
+(and instruments a new ``app`` if given). Providers are passed explicitly to everything we
+instrument; the OTel globals are set once, for third-party instrumentations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics._internal.exemplar import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    TraceBasedExemplarFilter,
+)
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from . import catalog, sampling
+from .exposition import PullReader, make_registry
+from .guard import guard, log
+from .instruments import Instruments, views
+from .settings import TelemetrySettings, load_settings
+from .spans import CountingBatchProcessor, CountingExporter, EngineMetricsProcessor, ScrubbingExporter
+from .trace_store import TraceStoreExporter
+
+_lock = threading.RLock()
+_active: Telemetry | None = None
+_globals_set = False
+
+
+class Telemetry:
+    """Everything ``configure`` built for one service; ``shutdown()`` flushes and stops it."""
+
+    def __init__(self, service_name: str, settings: TelemetrySettings) -> None:
+        self.service_name = service_name
+        self.settings = settings
+        self.prefix = catalog.metric_prefix(service_name)
+        self.specs = catalog.specs_for(service_name)
+        self.enabled = not settings.sdk_disabled
+        self.resource = _resource(service_name, settings)
+        self.sampler = sampling.EngineRecordingSampler(sampling.base_sampler(settings))
+        self.tracer_provider: Any = trace_api.NoOpTracerProvider()
+        self.meter_provider: Any = metrics_api.NoOpMeterProvider()
+        self.pull_reader = PullReader()
+        self.registry = make_registry(self.pull_reader)
+        self.span_exporters: dict[str, SpanExporter] = {}
+        self._processors: list[SpanProcessor] = []
+        self._apps: list[Any] = []
+        self._closed = False
+        if self.enabled:
+            self._build_providers()
+        meter = self.meter_provider.get_meter("otel_setup", settings.service_version)
+        self.instruments = Instruments(meter, self.specs)
+        self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
+        if self.enabled:
+            self.tracer_provider.add_span_processor(
+                EngineMetricsProcessor(
+                    {e: self.instruments[f"fds_{e}_engine_duration_seconds"] for e in catalog.ENGINES
+                     if f"fds_{e}_engine_duration_seconds" in self.instruments},
+                    self.instruments.get("fds_engine_breakdown_seconds") or _NullHistogram(),
+                )
+            )
+            self._add_exporters()
+
+    # -- construction -------------------------------------------------------------------
+    def _build_providers(self) -> None:
+        readers: list[MetricReader] = [self.pull_reader]
+        if self.settings.otlp_enabled:
+            with guard("otlp-metrics"):
+                from .otlp import metric_reader
+
+                readers.append(metric_reader(self.settings))
+        self.meter_provider = MeterProvider(
+            metric_readers=readers,
+            resource=self.resource,
+            views=views(self.specs, self.settings.metric_cardinality_limit),
+            exemplar_filter=_exemplar_filter(self.settings.exemplar_filter),
+        )
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler)
+
+    def _add_exporters(self) -> None:
+        s = self.settings
+        if s.trace_store_dir:
+            with guard("trace-store"):
+                store = TraceStoreExporter(
+                    s.trace_store_dir, self.service_name, int(s.trace_store_max_mb * 1024 * 1024)
+                )
+                self.add_span_exporter("trace_store", store, scrub=True)
+        if s.otlp_enabled and (s.otlp_endpoint or s.otlp_traces_endpoint):
+            with guard("otlp-traces"):
+                from .otlp import span_exporter
+
+                self.add_span_exporter("otlp", span_exporter(s), scrub=True)
+
+    def add_span_exporter(self, name: str, exporter: SpanExporter, *, scrub: bool = True) -> None:
+        """Export sampled spans through a bounded batch queue (scrubbed, counted)."""
+        if not self.enabled or name in self.span_exporters:
+            return
+        wrapped: SpanExporter = CountingExporter(exporter, name)
+        if scrub:
+            wrapped = ScrubbingExporter(wrapped)
+        processor = CountingBatchProcessor(wrapped, name)
+        self.span_exporters[name] = exporter
+        self._processors.append(processor)
+        self.tracer_provider.add_span_processor(processor)
+
+    # -- use --------------------------------------------------------------------------------
+    def instrument_app(self, app: Any) -> None:
+        """Add tracing, HTTP metrics, error capture and ``/metrics`` to a FastAPI app, once."""
+        if any(a is app for a in self._apps):
+            return
+        from .asgi import instrument
+
+        instrument(app, self)
+        self._apps.append(app)
+
+    def force_flush(self, timeout_millis: int = 5000) -> None:
+        if self.enabled:
+            with guard("flush"):
+                self.tracer_provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Flush and stop; bounded by ``SHOPFDS_SHUTDOWN_TIMEOUT`` even with a dead endpoint."""
+        global _active
+        with _lock:
+            if self._closed:
+                return
+            self._closed = True
+            if _active is self:
+                _active = None
+        if not self.enabled:
+            return
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        worker = threading.Thread(target=self._shutdown_providers, name="otel-setup-shutdown",
+                                  daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            log.warning("telemetry shutdown exceeded %.1fs; unsent data dropped",
+                        self.settings.shutdown_timeout)
+
+    def _shutdown_providers(self) -> None:
+        timeout_ms = int(self.settings.shutdown_timeout * 1000)
+        with guard("shutdown"):
+            self.tracer_provider.shutdown()
+        with guard("shutdown"):
+            self.meter_provider.shutdown(timeout_millis=timeout_ms)
+
+
+class _NullHistogram:
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _resource(service_name: str, settings: TelemetrySettings) -> Resource:
+    ours = Resource(
+        {
+            "service.name": settings.service_name_override or service_name,
+            "service.namespace": "shopfds",
+            "service.version": settings.service_version,
+            "deployment.environment": settings.environment,
+            "deployment.environment.name": settings.environment,
+            "service.instance.id": str(uuid.uuid4()),
+        }
+    )
+    # OTEL_RESOURCE_ATTRIBUTES is read by the SDK's detector; the deployment's values win.
+    detected = Resource.create({})
+    env_attrs = {k: v for k, v in detected.attributes.items()
+                 if not k.startswith("telemetry.sdk") and k != "service.name"}
+    return Resource.create(dict(ours.attributes)).merge(Resource(env_attrs))
+
+
+def _exemplar_filter(name: str) -> ExemplarFilter:
+    if name == "always_on":
+        return AlwaysOnExemplarFilter()
+    if name == "always_off":
+        return AlwaysOffExemplarFilter()
+    return TraceBasedExemplarFilter()
+
+
+def configure(service_name: str, *, app: Any = None,
+              settings: TelemetrySettings | None = None) -> Telemetry:
+    """Set up telemetry for one service (idempotent) and instrument ``app`` when given."""
+    global _active, _globals_set
+    with _lock:
+        if _active is not None and _active.service_name != service_name:
+            log.warning("otel_setup already configured for %s; reconfiguring for %s",
+                        _active.service_name, service_name)
+            _active.shutdown()
+        if _active is None:
+            resolved = settings or load_settings()
+            telemetry = Telemetry(service_name, resolved)
+            if resolved.sentry_dsn:
+                from .sentry import init_sentry
+
+                init_sentry(resolved.sentry_dsn, resolved.environment, True, None,
+                            release=resolved.service_version, telemetry=telemetry)
+            if telemetry.enabled and not _globals_set:
+                trace_api.set_tracer_provider(telemetry.tracer_provider)
+                metrics_api.set_meter_provider(telemetry.meter_provider)
+                _globals_set = True
+            _active = telemetry
+        if app is not None:
+            _active.instrument_app(app)
+        return _active
+
+
+def current() -> Telemetry | None:
+    return _active
+

@@ -1,0 +1,60 @@
+from otel_setup.scrub import FILTERED, EventScrubber, luhn_ok, scrub_mapping, scrub_text
+
+CARD = "4111111111111111"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLXZhbHVl"
+
+
+def test_card_keeps_bin_and_last4_only():
+    assert scrub_text(f"card {CARD} declined") == "card 411111******1111 declined"
+    assert scrub_text("4111 1111 1111 1111") == "411111******1111"
+
+
+def test_non_luhn_digit_runs_are_left_alone():
+    # order ids and timestamps are not card numbers
+    assert not luhn_ok("4111111111111112")
+    assert scrub_text("order 4111111111111112") == "order 4111111111111112"
+
+
+def test_key_value_secrets_in_text_are_replaced():
+    body = '{"card_number": "%s", "cvv": "123", "password": "correct horse"}' % CARD
+    out = scrub_text(body)
+    assert "123" not in out and "correct horse" not in out and CARD not in out
+    assert out.count(FILTERED) == 3
+    assert scrub_text("user=a&cvv=987&pwd=s3cret") == f"user=a&cvv={FILTERED}&pwd={FILTERED}"
+
+
+def test_raw_bytes_repr_in_frame_locals_is_scrubbed():
+    raw = repr(b'{"cvv":"321","email":"jane.doe@example.com"}')
+    out = scrub_text(raw)
+    assert "321" not in out and "jane.doe" not in out and "j***@example.com" in out
+
+
+def test_tokens_and_emails():
+    assert JWT not in scrub_text(f"token {JWT}")
+    assert scrub_text("Authorization: Bearer abcdef123456789") == f"Authorization: {FILTERED}"
+    assert scrub_text("mail jane.doe@example.com") == "mail j***@example.com"
+
+
+def test_mapping_keys_are_denied_at_any_depth():
+    data = {"a": {"b": [{"Authorization": "Bearer x", "cardNumber": CARD, "safe": "ok"}]}}
+    out = scrub_mapping(data)
+    inner = out["a"]["b"][0]
+    assert inner["Authorization"] == FILTERED
+    assert inner["cardNumber"] == "411111******1111"
+    assert inner["safe"] == "ok"
+
+
+def test_sentry_event_every_part():
+    event = {
+        "exception": {"values": [{"value": f"charge {CARD} failed", "stacktrace": {"frames": [
+            {"vars": {"body": repr(f'cvv=555&card={CARD}'.encode()), "password": "hunter2"}}]}}]},
+        "request": {"headers": {"Authorization": f"Bearer {JWT}"}, "data": {"cvv": "555"},
+                    "cookies": {"session": "abc"}},
+        "user": {"id": "u1", "email": "jane@example.com", "ip_address": "1.2.3.4"},
+        "breadcrumbs": {"values": [{"message": f"paying with {CARD}", "data": {"token": "t"}}]},
+        "extra": {"note": "call jane@example.com"},
+    }
+    text = repr(EventScrubber().scrub_event(event))
+    for secret in (CARD, "555", "hunter2", JWT, "jane@example.com", "1.2.3.4"):
+        assert secret not in text, secret
+    assert event["user"] == {"id": "u1"}
