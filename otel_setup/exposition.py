@@ -137,8 +137,14 @@ class ExemplarBridge:
 
 
 def _values(attributes: Any, label_names: Iterable[str]) -> list[str]:
-    normal = {_label_name(k): str(v) for k, v in (attributes or {}).items()}
+    normal = {_label_name(k): _label_value(v) for k, v in (attributes or {}).items()}
     return [normal.get(n, "") for n in label_names]
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, bool):  # the SDK's overflow marker is True; Prometheus spells "true"
+        return "true" if value else "false"
+    return str(value)
 
 
 def make_registry(reader: PullReader) -> CollectorRegistry:

@@ -90,8 +90,9 @@ def init_sentry(dsn: str | None = None, environment: str | None = None,
             dsn=dsn,
             environment=environment,
             release=release,
-            send_default_pii=False,
-            include_local_variables=True,
+            # No user identity or request bodies from integrations; frame locals stay (they
+            # are how an error is debugged) and are scrubbed in before_send.
+            data_collection={"user_info": False, "http_bodies": []},
             before_send=before_send,  # type: ignore[arg-type]
             before_breadcrumb=before_breadcrumb,  # type: ignore[arg-type]
             traces_sample_rate=None,

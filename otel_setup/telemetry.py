@@ -67,6 +67,7 @@ class Telemetry:
         self._processors: list[SpanProcessor] = []
         self._apps: list[Any] = []
         self._closed = False
+        self.sentry_enabled = False
         if self.enabled:
             self._build_providers()
         meter = self.meter_provider.get_meter("otel_setup", settings.service_version)
@@ -148,7 +149,7 @@ class Telemetry:
             self._closed = True
             if _active is self:
                 _active = None
-        if not self.enabled:
+        if not self.enabled and not self.sentry_enabled:
             return
         deadline = time.monotonic() + self.settings.shutdown_timeout
         worker = threading.Thread(target=self._shutdown_providers, name="otel-setup-shutdown",
@@ -161,10 +162,16 @@ class Telemetry:
 
     def _shutdown_providers(self) -> None:
         timeout_ms = int(self.settings.shutdown_timeout * 1000)
-        with guard("shutdown"):
-            self.tracer_provider.shutdown()
-        with guard("shutdown"):
-            self.meter_provider.shutdown(timeout_millis=timeout_ms)
+        if self.enabled:
+            with guard("shutdown"):
+                self.tracer_provider.shutdown()
+            with guard("shutdown"):
+                self.meter_provider.shutdown(timeout_millis=timeout_ms)
+        if self.sentry_enabled:
+            with guard("shutdown"):
+                import sentry_sdk
+
+                sentry_sdk.get_client().close(timeout=min(2.0, self.settings.shutdown_timeout))
 
 
 class _NullHistogram:
@@ -213,8 +220,9 @@ def configure(service_name: str, *, app: Any = None,
             if resolved.sentry_dsn:
                 from .sentry import init_sentry
 
-                init_sentry(resolved.sentry_dsn, resolved.environment, True, None,
-                            release=resolved.service_version, telemetry=telemetry)
+                telemetry.sentry_enabled = init_sentry(
+                    resolved.sentry_dsn, resolved.environment, True, None,
+                    release=resolved.service_version, telemetry=telemetry)
             if telemetry.enabled and not _globals_set:
                 trace_api.set_tracer_provider(telemetry.tracer_provider)
                 metrics_api.set_meter_provider(telemetry.meter_provider)

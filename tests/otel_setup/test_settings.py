@@ -1,0 +1,77 @@
+import logging
+
+import pytest
+from opentelemetry.sdk.trace.sampling import Decision
+
+from otel_setup.sampling import EngineRecordingSampler, base_sampler
+from otel_setup.settings import TelemetrySettings, load_settings
+
+
+def test_defaults_are_the_embedded_development_setup():
+    s = load_settings()
+    assert s.environment == "development"
+    assert not s.otlp_enabled and s.sentry_dsn is None
+    assert s.metrics_path == "/metrics" and s.trace_store_dir
+
+
+def test_environment_overrides_default_and_explicit_overrides_environment(monkeypatch):
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("APP_VERSION", "2.3.4")
+    monkeypatch.setenv("SHOPFDS_METRIC_CARDINALITY_LIMIT", "77")
+    s = load_settings()
+    assert (s.environment, s.service_version, s.metric_cardinality_limit) == ("staging", "2.3.4", 77)
+    explicit = load_settings(environment="production")
+    assert explicit.environment == "production" and explicit.service_version == "2.3.4"
+
+
+def test_sentry_names_are_aliases(monkeypatch):
+    monkeypatch.setenv("SENTRY_ENVIRONMENT", "production")
+    monkeypatch.setenv("SENTRY_RELEASE", "9.9.9")
+    s = load_settings()
+    assert s.environment == "production" and s.service_version == "9.9.9"
+
+
+def test_bad_values_warn_and_fall_back_field_by_field(monkeypatch, caplog):
+    monkeypatch.setenv("ENVIRONMENT", "prod")  # not a known environment
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes")
+    monkeypatch.setenv("APP_VERSION", "1.2.3")
+    with caplog.at_level(logging.WARNING, logger="otel_setup"):
+        s = load_settings()
+    assert s.environment == "development"
+    assert s.otlp_protocol == "http/protobuf" and s.exemplar_filter == "trace_based"
+    assert s.service_version == "1.2.3"  # the good variable survives
+    assert "ENVIRONMENT" in caplog.text or "environment" in caplog.text
+
+
+def _sample(sampler, name="GET /x"):
+    return sampler.should_sample(None, 0x1234 << 64, name).decision
+
+
+def test_development_samples_everything_production_a_tenth():
+    dev = base_sampler(TelemetrySettings())
+    assert _sample(dev) is Decision.RECORD_AND_SAMPLE
+    prod = base_sampler(TelemetrySettings(environment="production"))
+    assert "0.1" in prod.get_description()
+    decisions = [prod.should_sample(None, tid * 0x9E3779B97F4A7C15 % (1 << 128), "x").decision
+                 for tid in range(1, 2001)]
+    share = decisions.count(Decision.RECORD_AND_SAMPLE) / len(decisions)
+    assert 0.05 < share < 0.15
+
+
+def test_otel_traces_sampler_overrides_environment_default(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    s = load_settings(environment="development")
+    assert _sample(base_sampler(s)) is Decision.DROP
+
+
+@pytest.mark.parametrize("name,arg", [("no_such_sampler", None), ("traceidratio", "abc")])
+def test_bad_sampler_settings_fall_back(name, arg):
+    s = TelemetrySettings(traces_sampler=name, traces_sampler_arg=arg)
+    assert _sample(base_sampler(s)) is Decision.RECORD_AND_SAMPLE
+
+
+def test_dropped_engine_spans_are_recorded_not_sampled():
+    sampler = EngineRecordingSampler(base_sampler(TelemetrySettings(traces_sampler="always_off")))
+    assert _sample(sampler, "fds.engine.ml") is Decision.RECORD_ONLY
+    assert _sample(sampler, "POST /v1/fds/evaluate") is Decision.DROP
