@@ -9,10 +9,10 @@ twice); counters end in ``_total``; every other unit is empty so the translator 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     COUNTER = "counter"
     UPDOWN = "updown"  # exposed as a Prometheus gauge
     GAUGE = "gauge"

@@ -88,7 +88,7 @@ class ExemplarBridge:
                 for scope_metrics in resource_metrics.scope_metrics:
                     for metric in scope_metrics.metrics:
                         with guard("exposition"):
-                            family = self._convert(metric.name, metric.description, metric.data)
+                            family = self._convert(metric.name, metric.description or "", metric.data)
                             if family is not None:
                                 families.append(family)
             return iter(families)
@@ -110,7 +110,7 @@ class ExemplarBridge:
             family = HistogramMetricFamily(name, doc, labels=label_names)
             for p in points:
                 values = _values(p.attributes, label_names)
-                buckets = self._buckets(name, tuple(zip(label_names, values)), p)
+                buckets = self._buckets(name, tuple(zip(label_names, values, strict=True)), p)
                 family.add_metric(values, buckets, p.sum)
             return family
         return None
@@ -129,7 +129,7 @@ class ExemplarBridge:
         buckets: list[Any] = []
         cumulative = 0
         edges = [floatToGoString(b) for b in bounds] + ["+Inf"]
-        for index, (edge, count) in enumerate(zip(edges, point.bucket_counts)):
+        for index, (edge, count) in enumerate(zip(edges, point.bucket_counts, strict=False)):
             cumulative += count
             exemplar = self._exemplars.get((name, labels, index))
             buckets.append((edge, cumulative, exemplar) if exemplar else (edge, cumulative))

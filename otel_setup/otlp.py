@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from .guard import warn_once
 from .settings import TelemetrySettings
 
-_CUMULATIVE = {
+_CUMULATIVE: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.CUMULATIVE,
     UpDownCounter: AggregationTemporality.CUMULATIVE,
     Histogram: AggregationTemporality.CUMULATIVE,

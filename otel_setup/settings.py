@@ -1,33 +1,11 @@
 """Every setting of the telemetry layer, with its environment variable and default.
 
 Precedence is the same everywhere: an explicit ``TelemetrySettings(...)`` argument, then the
-environment, then the default below. Standard variables keep their standard names
+environment, then the default. Standard variables keep their standard names
 (``OTEL_*``, ``SENTRY_*``); the project's own carry the ``SHOPFDS_`` prefix.
 
-| variable | default | meaning |
-|---|---|---|
-| ``ENVIRONMENT`` / ``SENTRY_ENVIRONMENT`` | ``development`` | development, staging or production |
-| ``APP_VERSION`` / ``SENTRY_RELEASE`` | package version | ``service.version`` and Sentry release |
-| ``OTEL_SDK_DISABLED`` | ``false`` | no traces or metrics at all (Sentry errors still work) |
-| ``OTEL_SERVICE_NAME`` | the name given to ``configure`` | ``service.name`` reported |
-| ``OTEL_RESOURCE_ATTRIBUTES`` | none | extra resource attributes (read by the SDK) |
-| ``OTEL_TRACES_SAMPLER`` / ``_ARG`` | parent-based, 100 % in development, 10 % in production | sampler |
-| ``OTEL_METRICS_EXEMPLAR_FILTER`` | ``trace_based`` | trace_based, always_on, always_off |
-| ``OTEL_EXPORTER_OTLP_ENDPOINT`` | none (no OTLP) | collector base URL; per-signal forms below win |
-| ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` | none | full URL for traces |
-| ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` | none | full URL for metrics |
-| ``OTEL_EXPORTER_OTLP_PROTOCOL`` (+ ``_TRACES_``/``_METRICS_``) | ``http/protobuf`` | or ``grpc`` |
-| ``OTEL_EXPORTER_OTLP_HEADERS`` (+ per-signal) | none | ``k=v,k2=v2`` |
-| ``OTEL_EXPORTER_OTLP_TIMEOUT`` | ``5`` s | per export; caps shutdown time with a dead endpoint |
-| ``OTEL_METRIC_EXPORT_INTERVAL`` | ``15000`` ms | OTLP metric push interval |
-| ``SENTRY_DSN`` | none (no Sentry) | errors to Sentry; traces too unless a collector is set |
-| ``SHOPFDS_SENTRY_TRACES`` | ``true`` | send sampled traces to Sentry over OTLP when no collector is set |
-| ``SHOPFDS_TRACE_STORE_DIR`` | ``.shopfds/traces`` | local trace store (JSON lines), empty string disables |
-| ``SHOPFDS_TRACE_STORE_MAX_MB`` | ``64`` | per service file; rotated once to ``.1`` |
-| ``SHOPFDS_METRICS_PATH`` | ``/metrics`` | Prometheus endpoint added to the app, empty disables |
-| ``SHOPFDS_METRIC_CARDINALITY_LIMIT`` | ``500`` | attribute sets per metric before overflow |
-| ``SHOPFDS_EXCLUDED_URLS`` | ``/metrics,/health`` | paths neither traced nor counted |
-| ``SHOPFDS_SHUTDOWN_TIMEOUT`` | ``5`` s | upper bound for ``Telemetry.shutdown()`` |
+The table of every variable and its default is in README.md, section "Configuration"
+(``tests/otel_setup/test_settings.py`` keeps the two in step).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from .scrub import scrub_mapping, scrub_text
 
 
 class EngineMetricsProcessor(SpanProcessor):
-    def __init__(self, per_engine: dict[str, Histogram], breakdown: Histogram) -> None:
+    def __init__(self, per_engine: dict[str, Histogram], breakdown: Any) -> None:
         self._per_engine = per_engine
         self._breakdown = breakdown
 
@@ -38,13 +38,14 @@ class EngineMetricsProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes or {}
         engine = attributes.get(Attr.FDS_ENGINE)
-        if engine is None or span.start_time is None or span.end_time is None:
+        span_context = span.get_span_context()
+        if engine is None or span_context is None or span.start_time is None or span.end_time is None:
             return
         with guard("engine-metrics"):
             engine = str(engine) if str(engine) in ENGINES else "other"
             seconds = (span.end_time - span.start_time) / 1e9
             # The exemplar must point at this span, not at whatever is current on this thread.
-            ctx = trace.set_span_in_context(NonRecordingSpan(span.get_span_context()))
+            ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
             histogram = self._per_engine.get(engine)
             if histogram is not None:
                 histogram.record(seconds, context=ctx)

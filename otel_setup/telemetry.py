@@ -16,6 +16,7 @@ instrument; the OTel globals are set once, for third-party instrumentations.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import uuid
@@ -74,7 +75,7 @@ class Telemetry:
         self.instruments = Instruments(meter, self.specs)
         self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
         if self.enabled:
-            self.tracer_provider.add_span_processor(
+            self.tracer_provider.add_span_processor(  # type: ignore[attr-defined]
                 EngineMetricsProcessor(
                     {e: self.instruments[f"fds_{e}_engine_duration_seconds"] for e in catalog.ENGINES
                      if f"fds_{e}_engine_duration_seconds" in self.instruments},
@@ -96,8 +97,12 @@ class Telemetry:
             resource=self.resource,
             views=views(self.specs, self.settings.metric_cardinality_limit),
             exemplar_filter=_exemplar_filter(self.settings.exemplar_filter),
+            shutdown_on_exit=False,
         )
-        self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler)
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler,
+                                              shutdown_on_exit=False)
+        # One bounded, idempotent shutdown at exit instead of each provider's own.
+        atexit.register(self.shutdown)
 
     def _add_exporters(self) -> None:
         s = self.settings

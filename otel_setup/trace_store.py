@@ -23,6 +23,7 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 def span_to_record(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
+    assert ctx is not None  # finished SDK spans always have one
     start, end = span.start_time or 0, span.end_time or 0
     return {
         "trace_id": format_trace_id(ctx.trace_id),

@@ -37,7 +37,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def make_telemetry(tmp_path: Any) -> Iterator[Callable[..., tuple[otel_setup.Telemetry, InMemorySpanExporter]]]:
     made: list[otel_setup.Telemetry] = []
 
-    def make(service: str = "fds", app: Any = None, **overrides: Any) -> tuple[otel_setup.Telemetry, InMemorySpanExporter]:
+    def make(
+        service: str = "fds", app: Any = None, **overrides: Any
+    ) -> tuple[otel_setup.Telemetry, InMemorySpanExporter]:
         overrides.setdefault("trace_store_dir", str(tmp_path / "traces"))
         settings = TelemetrySettings(**overrides)
         telemetry = otel_setup.configure(service, app=app, settings=settings)

@@ -100,7 +100,7 @@ class Receiver:
         events = []
         for request in self.at("/envelope/"):
             lines = request.body.split(b"\n")
-            for header, payload in zip(lines[1::2], lines[2::2]):
+            for header, payload in zip(lines[1::2], lines[2::2], strict=False):
                 if json.loads(header).get("type") == "event" and payload.strip():
                     events.append(json.loads(payload))
         return events

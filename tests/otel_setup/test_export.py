@@ -60,7 +60,7 @@ def _assert_no_pii(blob: bytes):
 async def test_sentry_gets_linked_errors_and_otlp_traces_without_collector(make_telemetry, tmp_path):
     with Receiver() as rx:
         app = _payment_app()
-        telemetry, memory = make_telemetry(
+        telemetry, _ = make_telemetry(
             "ecommerce", app=app, sentry_dsn=f"http://publickey@127.0.0.1:{rx.port}/1")
         response = await _checkout(app)
         assert response.status_code == 500

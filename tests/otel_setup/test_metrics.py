@@ -176,7 +176,7 @@ def test_configure_is_idempotent(make_telemetry):
 
 async def test_sdk_disabled_serves_requests_and_empty_metrics(make_telemetry):
     app = _app()
-    telemetry, memory = make_telemetry("ecommerce", app=app, sdk_disabled=True)
+    _, memory = make_telemetry("ecommerce", app=app, sdk_disabled=True)
     ok, metrics = await _get(app, "/v1/products/1", "/metrics")
     assert ok.status_code == 200 and metrics.status_code == 200
     assert "ecommerce_http_requests_total" not in metrics.text and not memory.get_finished_spans()

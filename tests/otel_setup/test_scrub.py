@@ -16,7 +16,7 @@ def test_non_luhn_digit_runs_are_left_alone():
 
 
 def test_key_value_secrets_in_text_are_replaced():
-    body = '{"card_number": "%s", "cvv": "123", "password": "correct horse"}' % CARD
+    body = f'{{"card_number": "{CARD}", "cvv": "123", "password": "correct horse"}}'
     out = scrub_text(body)
     assert "123" not in out and "correct horse" not in out and CARD not in out
     assert out.count(FILTERED) == 3

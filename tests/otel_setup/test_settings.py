@@ -75,3 +75,14 @@ def test_dropped_engine_spans_are_recorded_not_sampled():
     sampler = EngineRecordingSampler(base_sampler(TelemetrySettings(traces_sampler="always_off")))
     assert _sample(sampler, "fds.engine.ml") is Decision.RECORD_ONLY
     assert _sample(sampler, "POST /v1/fds/evaluate") is Decision.DROP
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1]
+    for name, field in TelemetrySettings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None) or []
+        env_names = [a for a in aliases if a != name] or [f"SHOPFDS_{name.upper()}"]
+        assert any(f"`{env}`" in section or f"`{env}" in section for env in env_names), name

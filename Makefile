@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench prometheus clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Prometheus (with promtool) from Debian when missing and apt exists; the demo works without it.
+prometheus:
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+	    && (systemctl stop prometheus 2>/dev/null; pkill -x prometheus 2>/dev/null; true); \
+	  else echo "prometheus not installed and apt-get unavailable: Prometheus tests will be skipped"; fi; \
+	fi
+
+demo: $(STAMP) prometheus
+	$(BIN)/shopfds demo
+
+test: $(STAMP) prometheus
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check otel_setup shopfds tests bench
+	$(BIN)/mypy otel_setup
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.telemetry_cost
+
+clean:
+	rm -rf $(VENV) .shopfds

@@ -1,0 +1,390 @@
+"""Per-request telemetry cost of an in-process ASGI call to a small FastAPI app.
+
+    python -m bench.telemetry_cost [--requests N] [--runs R] [--passes P] [--warmup W] [--json FILE]
+
+Four variants of the same app (``GET /v1/products/{product_id}``), each measured in its own
+subprocess because OpenTelemetry and sentry-sdk keep process-global state:
+
+- ``bare``: FastAPI only;
+- ``otel_setup``: ``otel_setup.configure("ecommerce", app=app)``, the embedded default (100 %
+  sampling, batched local JSONL trace store, metrics with exemplars, ``/metrics``);
+- ``contrib_sentry_defaults``: what a user would assemble instead: SDK tracer provider with a
+  ``BatchSpanProcessor`` writing JSONL, a meter provider with ``PrometheusMetricReader``,
+  ``FastAPIInstrumentor.instrument_app`` with default options and ``sentry_sdk.init`` with
+  default integrations and ``traces_sample_rate=1.0`` (its DSN points at a closed port);
+- ``otel_setup_disabled``: ``otel_setup`` with ``sdk_disabled=True``.
+
+Each child builds its scope dicts itself and awaits ``app(scope, receive, send)`` in a loop on
+one event loop (no HTTP client in the measurement), warms up, then times R runs of N requests
+and prints one JSON line. The parent runs every variant once per pass, reversing the order on
+every other pass so drift favours no variant, and reports the median over all runs of the mean
+microseconds per request, the cost added to ``bare`` and the ratio of the added costs.
+Progress goes to stderr, the table to stdout. Nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import format_span_id, format_trace_id
+
+BARE = "bare"
+OURS = "otel_setup"
+CONTRIB = "contrib_sentry_defaults"
+DISABLED = "otel_setup_disabled"
+VARIANTS = (BARE, OURS, CONTRIB, DISABLED)
+RATIO_TARGET = 0.5
+PRODUCT_IDS = 50
+ROUTE = "/v1/products/{product_id}"
+SENTRY_DSN = "http://key@127.0.0.1:9/1"  # closed port: sentry's transport fails in the background
+PACKAGES = ("opentelemetry-sdk", "opentelemetry-instrumentation-fastapi", "sentry-sdk", "fastapi",
+            "starlette")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Variables that would change what a child measures (sampler, exporters, DSN, ...).
+_ENV_PREFIXES = ("OTEL_", "SENTRY_", "SHOPFDS_")
+_ENV_NAMES = ("ENVIRONMENT", "APP_VERSION")
+HEADERS = [
+    (b"host", b"shop.example.com"),
+    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) bench/1.0"),
+    (b"accept", b"application/json"),
+    (b"accept-encoding", b"gzip, deflate, br"),
+    (b"accept-language", b"ko-KR,ko;q=0.9,en;q=0.8"),
+    (b"x-request-id", b"0b7c6a4e-5f43-4d7e-9a51-2f0c1d9e8b7a"),
+    (b"connection", b"keep-alive"),
+]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+# -- the app and the variants (child side) ----------------------------------------------------
+def make_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get(ROUTE)
+    async def get_product(product_id: int) -> dict[str, Any]:
+        return {"id": product_id, "name": "Keyboard", "price": 50000}
+
+    return app
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    start, end = span.start_time or 0, span.end_time or 0
+    return {
+        "trace_id": format_trace_id(ctx.trace_id) if ctx else None,
+        "span_id": format_span_id(ctx.span_id) if ctx else None,
+        "parent_span_id": format_span_id(span.parent.span_id) if span.parent else None,
+        "name": span.name,
+        "service": span.resource.attributes.get("service.name") if span.resource else None,
+        "kind": span.kind.name,
+        "start_unix_nano": start,
+        "end_unix_nano": end,
+        "duration_ms": round((end - start) / 1e6, 3),
+        "status": span.status.status_code.name,
+        "status_description": span.status.description,
+        "attributes": dict(span.attributes or {}),
+        "events": [{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})}
+                   for e in span.events],
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """The user's file exporter: ``json.dumps`` per span, one append per batch (like ours)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        payload = "".join(json.dumps(span_record(s), default=str, separators=(",", ":")) + "\n"
+                          for s in spans)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(payload)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+@contextmanager
+def bare_app(store: Path) -> Iterator[FastAPI]:
+    yield make_app()
+
+
+@contextmanager
+def otel_setup_app(store: Path, *, disabled: bool = False) -> Iterator[FastAPI]:
+    import otel_setup
+    from otel_setup.settings import TelemetrySettings
+
+    app = make_app()
+    # pydantic-settings fields have defaults that mypy (without the pydantic plugin) cannot see
+    settings = TelemetrySettings(sdk_disabled=disabled, trace_store_dir=str(store))  # type: ignore[call-arg]
+    telemetry = otel_setup.configure("ecommerce", app=app, settings=settings)
+    try:
+        yield app
+    finally:
+        telemetry.shutdown()
+
+
+@contextmanager
+def otel_setup_disabled_app(store: Path) -> Iterator[FastAPI]:
+    with otel_setup_app(store, disabled=True) as app:
+        yield app
+
+
+@contextmanager
+def contrib_sentry_app(store: Path) -> Iterator[FastAPI]:
+    import sentry_sdk
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    sentry_sdk.init(dsn=SENTRY_DSN, traces_sample_rate=1.0)  # before the app exists or serves
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(JsonlSpanExporter(store / "spans.jsonl")))
+    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
+    app = make_app()
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield app
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        sentry_sdk.get_client().close(timeout=0)
+
+
+BUILDERS: dict[str, Callable[[Path], AbstractContextManager[FastAPI]]] = {
+    BARE: bare_app,
+    OURS: otel_setup_app,
+    CONTRIB: contrib_sentry_app,
+    DISABLED: otel_setup_disabled_app,
+}
+
+
+# -- the ASGI driver (child side) -------------------------------------------------------------
+def scope_templates() -> list[Scope]:
+    """One ``traceparent``-free GET scope per product id; copied before each call."""
+    templates = []
+    for product_id in range(1, PRODUCT_IDS + 1):
+        path = f"/v1/products/{product_id}"
+        templates.append({
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "root_path": "", "query_string": b"", "headers": HEADERS,
+            "client": ("127.0.0.1", 51234), "server": ("127.0.0.1", 8000),
+        })
+    return templates
+
+
+class Driver:
+    """Awaits the app directly; counts responses that are not 200."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.templates = scope_templates()
+        self.failures = 0
+        self.sent = 0
+
+    async def receive(self) -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            self.failures += 1
+
+    async def run(self, count: int) -> float:
+        """Mean microseconds per request over ``count`` sequential requests."""
+        templates, receive, send, app = self.templates, self.receive, self.send, self.app
+        start = time.perf_counter_ns()
+        for i in range(self.sent, self.sent + count):
+            await app(dict(templates[i % PRODUCT_IDS]), receive, send)
+        elapsed = time.perf_counter_ns() - start
+        self.sent += count
+        return elapsed / count / 1000.0
+
+
+async def measure(app: Any, requests: int, runs: int, warmup: int) -> tuple[list[float], int]:
+    driver = Driver(app)
+    await driver.run(warmup)
+    means = []
+    for _ in range(runs):
+        gc.collect()
+        means.append(await driver.run(requests))
+    return means, driver.failures
+
+
+def stored_spans(store: Path) -> int:
+    """Spans written to the JSONL files, to see whether the batch exporter kept up."""
+    total = 0
+    for path in store.rglob("*.jsonl*"):
+        with path.open("rb") as handle:
+            total += sum(1 for _ in handle)
+    return total
+
+
+def run_variant(variant: str, requests: int, runs: int, warmup: int) -> int:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{variant}-") as tmp:
+        with BUILDERS[variant](Path(tmp)) as app:
+            means, failures = asyncio.run(measure(app, requests, runs, warmup))
+        spans = stored_spans(Path(tmp))  # after shutdown: the batch queues are flushed
+    if failures:
+        print(f"{variant}: {failures} responses were not 200", file=sys.stderr)
+        return 1
+    served = warmup + runs * requests
+    print(json.dumps({"variant": variant, "runs_us": means, "requests_served": served,
+                      "spans_stored": spans}), flush=True)
+    return 0
+
+
+# -- the parent -------------------------------------------------------------------------------
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_ENV_PREFIXES) and k not in _ENV_NAMES}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def spawn(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one child and return its JSON record."""
+    cmd = [sys.executable, "-m", "bench.telemetry_cost", "--variant", variant,
+           "--requests", str(args.requests), "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
+                          check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"variant {variant} failed with exit code {proc.returncode}")
+    record: dict[str, Any] = json.loads(lines[-1])
+    return record
+
+
+def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Every child's record per variant; every other pass runs the variants in reverse order."""
+    records: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for index in range(args.passes):
+        order = VARIANTS if index % 2 == 0 else tuple(reversed(VARIANTS))
+        for variant in order:
+            print(f"[pass {index + 1}/{args.passes}] {variant} ...", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            records[variant].append(spawn(variant, args))
+            print(f"[pass {index + 1}/{args.passes}] {variant} done in {time.monotonic() - started:.1f}s",
+                  file=sys.stderr, flush=True)
+    return records
+
+
+def environment_info() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count() or 0
+    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+            "packages": versions, "nproc": nproc}
+
+
+def variant_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = [float(x) for r in records for x in r["runs_us"]]
+    served = sum(r["requests_served"] for r in records)
+    return {"median_us": statistics.median(runs), "runs_us": runs,
+            "spans_stored_per_request": sum(r["spans_stored"] for r in records) / served}
+
+
+def summarise(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
+    figures = {v: variant_figures(records[v]) for v in VARIANTS}
+    medians = {v: figures[v]["median_us"] for v in VARIANTS}
+    added = {v: medians[v] - medians[BARE] for v in VARIANTS}
+    ratio = added[OURS] / added[CONTRIB] if added[CONTRIB] > 0 else None
+    return {
+        **environment_info(),
+        "requests_per_run": args.requests, "runs_per_pass": args.runs, "passes": args.passes,
+        "warmup": args.warmup,
+        "variants": {v: {**figures[v], "added_us": added[v]} for v in VARIANTS},
+        "ratio": ratio,
+        "ratio_definition": f"added_us[{OURS}] / added_us[{CONTRIB}]",
+        "ratio_target": RATIO_TARGET,
+        "disabled_added_us": added[DISABLED],
+        "disabled_added_pct_of_bare": 100.0 * added[DISABLED] / medians[BARE],
+    }
+
+
+def report(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    packages = ", ".join(f"{k} {v}" for k, v in summary["packages"].items())
+    console.print(f"Python {summary['python']} ({summary['implementation']}), nproc {summary['nproc']}")
+    console.print(packages)
+    console.print(f"{summary['requests_per_run']} requests x {summary['runs_per_pass']} runs x "
+                  f"{summary['passes']} passes per variant, warmup {summary['warmup']}")
+    table = Table(title="Telemetry cost per in-process ASGI request (median of run means)")
+    for column in ("variant", "µs/request", "runs min-max", "added µs vs bare", "spans stored/request"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, data in summary["variants"].items():
+        spread = f"{min(data['runs_us']):.1f}-{max(data['runs_us']):.1f}"
+        added = "-" if name == BARE else f"{data['added_us']:+.1f}"
+        table.add_row(name, f"{data['median_us']:.1f}", spread, added,
+                      f"{data['spans_stored_per_request']:.2f}")
+    console.print(table)
+    ratio = summary["ratio"]
+    shown = "n/a (contrib+sentry added no cost)" if ratio is None else f"{ratio:.2f}"
+    console.print(f"otel_setup added cost / contrib+sentry added cost = {shown} "
+                  f"(target <= {RATIO_TARGET:.2f})", highlight=False)
+    console.print(f"otel_setup_disabled added cost = {summary['disabled_added_us']:+.1f} µs/request "
+                  f"({summary['disabled_added_pct_of_bare']:+.1f} % of bare)", highlight=False)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="timed requests per run")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per variant and pass")
+    parser.add_argument("--passes", type=int, default=2, help="subprocesses per variant (ABBA order)")
+    parser.add_argument("--warmup", type=int, default=300, help="untimed requests before the runs")
+    parser.add_argument("--json", type=Path, help="write all figures to this file")
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child mode
+    args = parser.parse_args(argv)
+    if min(args.requests, args.runs, args.passes) < 1 or args.warmup < 0:
+        parser.error("--requests, --runs and --passes must be >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.variant:
+        return run_variant(args.variant, args.requests, args.runs, args.warmup)
+    summary = summarise(collect(args), args)
+    report(summary)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

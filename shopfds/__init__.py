@@ -1,0 +1,1 @@
+"""ShopFDS command line: ``shopfds demo``, ``shopfds trace TRACE_ID``."""

@@ -1,0 +1,57 @@
+"""``shopfds trace TRACE_ID``: the span waterfall of one trace from the local trace store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+_KEY_ATTRIBUTES = ("fds.engine", "http.route", "http.status_code", "http.response.status_code",
+                   "fds.decision", "fds.risk_score", "exception.type")
+
+
+def _depths(spans: list[dict[str, Any]]) -> dict[str, int]:
+    by_id = {s["span_id"]: s for s in spans}
+    depths: dict[str, int] = {}
+
+    def depth(span: dict[str, Any], guard: int = 0) -> int:
+        parent = by_id.get(span.get("parent_span_id") or "")
+        if parent is None or guard > 64:
+            return 0
+        return 1 + depth(parent, guard + 1)
+
+    for span in spans:
+        depths[span["span_id"]] = depth(span)
+    return depths
+
+
+def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
+    start = min(s["start_unix_nano"] for s in spans)
+    end = max(s["end_unix_nano"] for s in spans)
+    total = max(end - start, 1)
+    depths = _depths(spans)
+    table = Table(title=f"trace {spans[0]['trace_id']}  ({total / 1e6:.1f} ms)")
+    for column in ("service", "span", "start ms", "duration ms", "", "status", "attributes"):
+        table.add_column(column, justify="right" if "ms" in column else "left")
+    for span in spans:
+        offset = (span["start_unix_nano"] - start) / total
+        share = max((span["end_unix_nano"] - span["start_unix_nano"]) / total, 1 / width)
+        bar = " " * int(offset * width) + "█" * max(1, int(share * width))
+        status = span["status"]
+        attrs = {k: v for k, v in span.get("attributes", {}).items() if k in _KEY_ATTRIBUTES}
+        table.add_row(
+            str(span.get("service") or ""),
+            "  " * depths[span["span_id"]] + span["name"],
+            f"{(span['start_unix_nano'] - start) / 1e6:.1f}",
+            f"{span['duration_ms']:.1f}",
+            Text(bar[:width], style="red" if status == "ERROR" else "cyan"),
+            Text(status, style="red" if status == "ERROR" else ""),
+            " ".join(f"{k}={v}" for k, v in attrs.items()),
+        )
+    return table
+
+
+def print_trace(spans: list[dict[str, Any]], console: Console) -> None:
+    console.print(waterfall(spans))
