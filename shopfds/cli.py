@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -14,7 +15,8 @@ from .trace_view import print_trace
 
 app = typer.Typer(help="ShopFDS observability: demo, trace lookup.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
+# Piped output (CI logs, files) is not cut at 80 columns: trace names and ids must stay whole.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 @app.command()

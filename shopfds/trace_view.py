@@ -34,7 +34,8 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
     depths = _depths(spans)
     table = Table(title=f"trace {spans[0]['trace_id']}  ({total / 1e6:.1f} ms)")
     for column in ("service", "span", "start ms", "duration ms", "", "status", "attributes"):
-        table.add_column(column, justify="right" if "ms" in column else "left")
+        table.add_column(column, justify="right" if "ms" in column else "left",
+                         no_wrap=column != "attributes")
     for span in spans:
         offset = (span["start_unix_nano"] - start) / total
         share = max((span["end_unix_nano"] - span["start_unix_nano"]) / total, 1 / width)
