@@ -180,3 +180,27 @@ async def test_sdk_disabled_serves_requests_and_empty_metrics(make_telemetry):
     ok, metrics = await _get(app, "/v1/products/1", "/metrics")
     assert ok.status_code == 200 and metrics.status_code == 200
     assert "ecommerce_http_requests_total" not in metrics.text and not memory.get_finished_spans()
+
+
+async def test_server_spans_only_no_per_message_receive_send_spans(make_telemetry):
+    app = _app()
+    telemetry, memory = make_telemetry("ecommerce", app=app)
+    await _get(app, "/v1/products/1")
+    telemetry.force_flush()
+    names = [s.name for s in memory.get_finished_spans()]
+    assert names == ["GET /v1/products/{product_id}"]
+
+
+def test_resource_attributes_and_standard_variables(make_telemetry, monkeypatch):
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "shopfds-ecommerce-eu")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "cloud.region=ap-northeast-2,deployment.environment=staging")
+    monkeypatch.setenv("APP_VERSION", "1.4.0")
+    settings = otel_setup.load_settings(trace_store_dir="")
+    telemetry = otel_setup.configure("ecommerce", settings=settings)
+    attrs = telemetry.resource.attributes
+    assert attrs["service.name"] == "shopfds-ecommerce-eu"
+    assert attrs["service.version"] == "1.4.0"
+    assert attrs["deployment.environment"] == "staging"  # the deployment's value wins
+    assert attrs["cloud.region"] == "ap-northeast-2"
+    assert len(str(attrs["service.instance.id"])) == 36
+    assert telemetry.prefix == "ecommerce"  # metric names do not follow the reported name
