@@ -15,10 +15,12 @@ subprocess because OpenTelemetry and sentry-sdk keep process-global state:
 - ``otel_setup_disabled``: ``otel_setup`` with ``sdk_disabled=True``.
 
 Each child builds its scope dicts itself and awaits ``app(scope, receive, send)`` in a loop on
-one event loop (no HTTP client in the measurement), warms up, then times R runs of N requests
-and prints one JSON line. The parent runs every variant once per pass, reversing the order on
-every other pass so drift favours no variant, and reports the median over all runs of the mean
-microseconds per request, the cost added to ``bare`` and the ratio of the added costs.
+one event loop (no HTTP client in the measurement), warms up (W requests), then times its runs
+of N requests and prints one JSON line. The R runs of a variant are split over P passes (one
+subprocess per variant and pass); the variant order is reversed on every other pass (ABBA) so
+drift favours no variant. The report gives the median over all runs of the mean microseconds
+per request, the cost added to ``bare``, the spans that reached the JSONL store per request
+(below the expected count when a batch queue overflowed) and the ratio of the added costs.
 Progress goes to stderr, the table to stdout. Nothing here asserts on timings.
 """
 
@@ -45,6 +47,8 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
+from rich.console import Console
+from rich.table import Table
 
 BARE = "bare"
 OURS = "otel_setup"
@@ -264,10 +268,10 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def spawn(variant: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one child and return its JSON record."""
+def spawn(variant: str, runs: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one child for ``runs`` timed runs and return its JSON record."""
     cmd = [sys.executable, "-m", "bench.telemetry_cost", "--variant", variant,
-           "--requests", str(args.requests), "--runs", str(args.runs), "--warmup", str(args.warmup)]
+           "--requests", str(args.requests), "--runs", str(runs), "--warmup", str(args.warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
                           check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -278,17 +282,24 @@ def spawn(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def runs_per_pass(runs: int, passes: int) -> list[int]:
+    """``runs`` split over at most ``passes`` passes, earlier passes taking the remainder."""
+    passes = min(runs, passes)
+    return [runs // passes + (1 if i < runs % passes else 0) for i in range(passes)]
+
+
 def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Every child's record per variant; every other pass runs the variants in reverse order."""
     records: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-    for index in range(args.passes):
+    plan = runs_per_pass(args.runs, args.passes)
+    for index, runs in enumerate(plan):
         order = VARIANTS if index % 2 == 0 else tuple(reversed(VARIANTS))
         for variant in order:
-            print(f"[pass {index + 1}/{args.passes}] {variant} ...", file=sys.stderr, flush=True)
+            label = f"[pass {index + 1}/{len(plan)}] {variant} ({runs} x {args.requests} requests)"
+            print(f"{label} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
-            records[variant].append(spawn(variant, args))
-            print(f"[pass {index + 1}/{args.passes}] {variant} done in {time.monotonic() - started:.1f}s",
-                  file=sys.stderr, flush=True)
+            records[variant].append(spawn(variant, runs, args))
+            print(f"{label} done in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
     return records
 
 
@@ -321,7 +332,8 @@ def summarise(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace
     ratio = added[OURS] / added[CONTRIB] if added[CONTRIB] > 0 else None
     return {
         **environment_info(),
-        "requests_per_run": args.requests, "runs_per_pass": args.runs, "passes": args.passes,
+        "requests_per_run": args.requests, "runs": args.runs,
+        "runs_per_pass": runs_per_pass(args.runs, args.passes),
         "warmup": args.warmup,
         "variants": {v: {**figures[v], "added_us": added[v]} for v in VARIANTS},
         "ratio": ratio,
@@ -332,31 +344,34 @@ def summarise(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace
     }
 
 
-def report(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    packages = ", ".join(f"{k} {v}" for k, v in summary["packages"].items())
-    console.print(f"Python {summary['python']} ({summary['implementation']}), nproc {summary['nproc']}")
-    console.print(packages)
-    console.print(f"{summary['requests_per_run']} requests x {summary['runs_per_pass']} runs x "
-                  f"{summary['passes']} passes per variant, warmup {summary['warmup']}")
+def results_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Telemetry cost per in-process ASGI request (median of run means)")
-    for column in ("variant", "µs/request", "runs min-max", "added µs vs bare", "spans stored/request"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("variant", no_wrap=True)
+    for column in ("µs/request", "runs min-max", "added µs vs bare", "spans stored/req"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, data in summary["variants"].items():
         spread = f"{min(data['runs_us']):.1f}-{max(data['runs_us']):.1f}"
         added = "-" if name == BARE else f"{data['added_us']:+.1f}"
         table.add_row(name, f"{data['median_us']:.1f}", spread, added,
                       f"{data['spans_stored_per_request']:.2f}")
-    console.print(table)
+    return table
+
+
+def report(summary: dict[str, Any]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    console.width = max(console.width, 100)  # the table needs ~95 columns, also when piped
+    console.print(f"Python {summary['python']} ({summary['implementation']}), nproc {summary['nproc']}")
+    console.print(", ".join(f"{k} {v}" for k, v in summary["packages"].items()))
+    console.print(f"per variant: {summary['runs']} runs of {summary['requests_per_run']} requests, "
+                  f"split over passes {summary['runs_per_pass']} (one subprocess each, order "
+                  f"reversed every other pass), warmup {summary['warmup']} per subprocess")
+    console.print(results_table(summary), soft_wrap=False)
     ratio = summary["ratio"]
     shown = "n/a (contrib+sentry added no cost)" if ratio is None else f"{ratio:.2f}"
     console.print(f"otel_setup added cost / contrib+sentry added cost = {shown} "
-                  f"(target <= {RATIO_TARGET:.2f})", highlight=False)
+                  f"(target <= {RATIO_TARGET:.2f})")
     console.print(f"otel_setup_disabled added cost = {summary['disabled_added_us']:+.1f} µs/request "
-                  f"({summary['disabled_added_pct_of_bare']:+.1f} % of bare)", highlight=False)
+                  f"({summary['disabled_added_pct_of_bare']:+.1f} % of bare)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -364,8 +379,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=3000, help="timed requests per run")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per variant and pass")
-    parser.add_argument("--passes", type=int, default=2, help="subprocesses per variant (ABBA order)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per variant (over all passes)")
+    parser.add_argument("--passes", type=int, default=2,
+                        help="subprocesses per variant sharing the runs, order reversed every pass")
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests before the runs")
     parser.add_argument("--json", type=Path, help="write all figures to this file")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child mode

@@ -80,33 +80,29 @@ class TraceStoreExporter(SpanExporter):
         return True
 
 
-def iter_records(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+def _lines(directory: str | os.PathLike[str]) -> Iterator[str]:
     root = Path(directory)
     if not root.is_dir():
         return
     for path in sorted(root.glob("*.jsonl*")):
         with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue  # a line cut by a crash mid-write; the rest of the file is fine
+            yield from handle
+
+
+def _parse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write; the rest of the file is fine
+
+
+def iter_records(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    return _parse(_lines(directory))
 
 
 def find_trace(directory: str | os.PathLike[str], trace_id: str) -> list[dict[str, Any]]:
     """All spans of one trace across services, ordered by start time."""
-    wanted = trace_id.lower()
-    needle = f'"trace_id":"{wanted}"'
-    spans: list[dict[str, Any]] = []
-    root = Path(directory)
-    if not root.is_dir():
-        return spans
-    for path in sorted(root.glob("*.jsonl*")):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if needle in line:  # cheap filter before parsing
-                    try:
-                        spans.append(json.loads(line))
-                    except ValueError:
-                        continue
-    return sorted(spans, key=lambda s: s["start_unix_nano"])
+    needle = f'"trace_id":"{trace_id.lower()}"'
+    matching = (line for line in _lines(directory) if needle in line)  # cheap filter first
+    return sorted(_parse(matching), key=lambda s: s["start_unix_nano"])
