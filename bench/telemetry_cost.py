@@ -46,9 +46,10 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import format_span_id, format_trace_id
 from rich.console import Console
 from rich.table import Table
+
+from otel_setup.trace_store import span_to_record
 
 BARE = "bare"
 OURS = "otel_setup"
@@ -90,27 +91,6 @@ def make_app() -> FastAPI:
     return app
 
 
-def span_record(span: ReadableSpan) -> dict[str, Any]:
-    ctx = span.get_span_context()
-    start, end = span.start_time or 0, span.end_time or 0
-    return {
-        "trace_id": format_trace_id(ctx.trace_id) if ctx else None,
-        "span_id": format_span_id(ctx.span_id) if ctx else None,
-        "parent_span_id": format_span_id(span.parent.span_id) if span.parent else None,
-        "name": span.name,
-        "service": span.resource.attributes.get("service.name") if span.resource else None,
-        "kind": span.kind.name,
-        "start_unix_nano": start,
-        "end_unix_nano": end,
-        "duration_ms": round((end - start) / 1e6, 3),
-        "status": span.status.status_code.name,
-        "status_description": span.status.description,
-        "attributes": dict(span.attributes or {}),
-        "events": [{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})}
-                   for e in span.events],
-    }
-
-
 class JsonlSpanExporter(SpanExporter):
     """The user's file exporter: ``json.dumps`` per span, one append per batch (like ours)."""
 
@@ -118,7 +98,7 @@ class JsonlSpanExporter(SpanExporter):
         self.path = path
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        payload = "".join(json.dumps(span_record(s), default=str, separators=(",", ":")) + "\n"
+        payload = "".join(json.dumps(span_to_record(s), default=str, separators=(",", ":")) + "\n"
                           for s in spans)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(payload)

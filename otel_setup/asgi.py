@@ -39,7 +39,7 @@ class TelemetryMiddleware:
         self.app = app
         self.telemetry = telemetry
         self.excluded = frozenset(telemetry.settings.excluded_paths)
-        self.in_progress = telemetry.instruments.get(f"{telemetry.prefix}_http_requests_in_progress")
+        self.in_progress = telemetry.in_progress
         self.errors = telemetry.instruments.get(f"{telemetry.prefix}_errors_total")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,9 +57,8 @@ class TelemetryMiddleware:
                 status = message["status"]
             await send(message)
 
-        method_attrs = {"method": method}
-        if self.in_progress is not None:
-            self.in_progress.add(1, method_attrs)
+        in_progress = self.in_progress
+        in_progress[method] = in_progress.get(method, 0) + 1
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
@@ -67,8 +66,7 @@ class TelemetryMiddleware:
             self._on_exception(exc)
             raise
         finally:
-            if self.in_progress is not None:
-                self.in_progress.add(-1, method_attrs)
+            in_progress[method] -= 1
             with guard("http-metrics"):
                 record_http_request(method, route_template(scope), status,
                                     time.perf_counter() - start, telemetry=self.telemetry)

@@ -41,8 +41,23 @@ class Instruments:
 
     def __init__(self, meter: Meter, specs: Iterable[MetricSpec]) -> None:
         self._by_name: dict[str, Any] = {}
+        # In-progress gauges are plain per-label integers read at collect time: two fewer
+        # measurements on every request than an up-down counter's +1/-1.
+        self.in_progress: dict[str, dict[str, int]] = {}
         for spec in specs:
-            self._by_name[spec.name] = self._create(meter, spec)
+            if spec.kind is Kind.UPDOWN and spec.name.endswith("_http_requests_in_progress"):
+                self._by_name[spec.name] = self._observed(meter, spec)
+            else:
+                self._by_name[spec.name] = self._create(meter, spec)
+
+    def _observed(self, meter: Meter, spec: MetricSpec) -> Any:
+        values = self.in_progress.setdefault(spec.name, {})
+        label = spec.labels[0]
+
+        def callback(options: CallbackOptions) -> Sequence[Observation]:
+            return [Observation(count, {label: key}) for key, count in list(values.items())]
+
+        return meter.create_observable_up_down_counter(spec.name, [callback], spec.unit, spec.description)
 
     @staticmethod
     def _create(meter: Meter, spec: MetricSpec) -> Any:

@@ -49,8 +49,9 @@ _CARD = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w])")
 _EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
 _JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]{8,}=*")
-# Cheap pre-check: text without a digit run, '@', '=', ':' or "eyJ" cannot match any rule.
-_MAYBE = re.compile(r"\d{3}|@|=|:|eyJ|bearer|basic", re.IGNORECASE)
+# Cheap pre-check: text that has no digit run, '@', "eyJ" and no sensitive key word cannot match
+# any rule above; URLs, hosts and routes skip the six patterns.
+_MAYBE = re.compile(rf"\d{{3}}|@|eyJ|bearer|basic|{_KEY_WORDS}", re.IGNORECASE)
 
 
 def _normal_key(key: str) -> str:

@@ -73,6 +73,7 @@ class Telemetry:
             self._build_providers()
         meter = self.meter_provider.get_meter("otel_setup", settings.service_version)
         self.instruments = Instruments(meter, self.specs)
+        self.in_progress = self.instruments.in_progress.get(f"{self.prefix}_http_requests_in_progress", {})
         self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
         if self.enabled:
             self.tracer_provider.add_span_processor(  # type: ignore[attr-defined]

@@ -144,6 +144,8 @@ def test_every_catalog_name_comes_out_exactly(make_telemetry):
             instrument.record(0.01, labels)
         elif spec.kind is catalog.Kind.GAUGE:
             instrument.set(0.5, labels)
+        elif spec.name.endswith("_http_requests_in_progress"):
+            telemetry.in_progress["GET"] = 1  # observed at collect time
         elif spec.labels:
             instrument.add(1, labels)
     body = render(telemetry.registry, "text/plain")[0].decode()
@@ -204,3 +206,17 @@ def test_resource_attributes_and_standard_variables(make_telemetry, monkeypatch)
     assert attrs["cloud.region"] == "ap-northeast-2"
     assert len(str(attrs["service.instance.id"])) == 36
     assert telemetry.prefix == "ecommerce"  # metric names do not follow the reported name
+
+
+async def test_in_progress_gauge_counts_requests_being_served(make_telemetry):
+    app = FastAPI()
+    telemetry, _ = make_telemetry("ecommerce", app=app)
+
+    @app.get("/inside")
+    async def inside():
+        return {s.labels["method"]: s.value for s in samples(telemetry, "ecommerce_http_requests_in_progress")}
+
+    response, = await _get(app, "/inside")
+    assert response.json() == {"GET": 1}
+    after = {s.labels["method"]: s.value for s in samples(telemetry, "ecommerce_http_requests_in_progress")}
+    assert after == {"GET": 0}
