@@ -69,6 +69,17 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
+def wait_scraped(prom: str, expected: int, timeout: float = 30.0) -> None:
+    """Ready is not enough: discovery adds targets seconds later. Wait for a first good scrape."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        targets = httpx.get(f"{prom}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+        if len(targets) >= expected and all(t["health"] == "up" for t in targets):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"Prometheus at {prom} did not scrape its {expected} targets in {timeout}s")
+
+
 @contextmanager
 def prometheus(targets: list[str], workdir: Path, interval: str = "1s") -> Iterator[str]:
     """A Prometheus with exemplar storage scraping ``targets`` (needs the binary)."""
@@ -92,7 +103,9 @@ def prometheus(targets: list[str], workdir: Path, interval: str = "1s") -> Itera
              f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],
             stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, proc=proc)
-            yield f"http://127.0.0.1:{port}"
+            url = f"http://127.0.0.1:{port}"
+            wait_http(f"{url}/-/ready", timeout=30, proc=proc)
+            wait_scraped(url, len(targets))
+            yield url
         finally:
             stop(proc)

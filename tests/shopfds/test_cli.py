@@ -1,5 +1,7 @@
 """The ``shopfds`` command: trace lookup from a real trace store, bad input, a short demo."""
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -48,8 +50,13 @@ def test_short_demo_runs_and_follows_an_exemplar_to_its_trace(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "shopfds.cli", "demo", "--requests", "60", "--slow-rate", "0.2",
          "--workdir", str(tmp_path / "demo")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": ""},
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": "200", "PATH": os.environ.get("PATH", "")},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FDS P95" in result.stdout and "60 ok, 0 errors" in result.stdout
     assert "fds.engine.cti" in result.stdout  # the slowest exemplar's trace was found and printed
+    if shutil.which("prometheus"):
+        rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+                for line in result.stdout.splitlines() if line.startswith("│ FDS P95")}
+        assert rows["FDS P95"] == rows["FDS P95 (Prometheus histogram_quantile)"]
