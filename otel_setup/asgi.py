@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .catalog import UNMATCHED_ROUTE
 from .exposition import render
-from .guard import guard
+from .guard import guard, report_failure
 from .metrics import record_http_request
 
 
@@ -40,7 +40,7 @@ class TelemetryMiddleware:
         self.telemetry = telemetry
         self.excluded = frozenset(telemetry.settings.excluded_paths)
         self.in_progress = telemetry.in_progress
-        self.errors = telemetry.instruments.get(f"{telemetry.prefix}_errors_total")
+        self.errors = telemetry.http_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.excluded:
@@ -67,16 +67,17 @@ class TelemetryMiddleware:
             raise
         finally:
             in_progress[method] -= 1
-            with guard("http-metrics"):
+            try:  # not guard(): a generator context manager on every request costs more
                 record_http_request(method, route_template(scope), status,
                                     time.perf_counter() - start, telemetry=self.telemetry)
-                if status >= 500 and not raised and self.errors is not None:
+                if status >= 500 and not raised:
                     self.errors.add(1, {"error_type": f"http_{status}"})
+            except Exception as exc:
+                report_failure("http-metrics", exc)
 
     def _on_exception(self, exc: Exception) -> None:
         with guard("error-capture"):
-            if self.errors is not None:
-                self.errors.add(1, {"error_type": type(exc).__name__})
+            self.errors.add(1, {"error_type": type(exc).__name__})
             from .sentry import capture_unhandled
 
             capture_unhandled(exc)

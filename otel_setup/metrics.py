@@ -23,8 +23,8 @@ from . import telemetry as _telemetry
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _instrument(name: str, telemetry: Any = None) -> Any | None:
-    active = telemetry or _telemetry.current()
+def _instrument(name: str) -> Any | None:
+    active = _telemetry.current()
     return active.instruments.get(name) if active is not None else None
 
 
@@ -34,14 +34,9 @@ def record_http_request(method: str, endpoint: str, status_code: int,
     active = telemetry or _telemetry.current()
     if active is None:
         return
-    prefix = active.prefix
-    counter = active.instruments.get(f"{prefix}_http_requests_total")
-    if counter is not None:
-        counter.add(1, {"method": method, "endpoint": endpoint, "status_code": str(status_code)})
+    active.http_requests.add(1, {"method": method, "endpoint": endpoint, "status_code": str(status_code)})
     if duration is not None:
-        histogram = active.instruments.get(f"{prefix}_http_request_duration_seconds")
-        if histogram is not None:
-            histogram.record(duration, {"method": method, "endpoint": endpoint})
+        active.http_duration.record(duration, {"method": method, "endpoint": endpoint})
 
 
 def record_transaction(status: str, amount: float) -> None:

@@ -73,7 +73,11 @@ class Telemetry:
             self._build_providers()
         meter = self.meter_provider.get_meter("otel_setup", settings.service_version)
         self.instruments = Instruments(meter, self.specs)
+        # Resolved once: every request records into these.
         self.in_progress = self.instruments.in_progress.get(f"{self.prefix}_http_requests_in_progress", {})
+        self.http_requests = self.instruments[f"{self.prefix}_http_requests_total"]
+        self.http_duration = self.instruments[f"{self.prefix}_http_request_duration_seconds"]
+        self.http_errors = self.instruments[f"{self.prefix}_errors_total"]
         self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
         if self.enabled:
             self.tracer_provider.add_span_processor(  # type: ignore[attr-defined]
