@@ -28,7 +28,7 @@ from .scrub import scrub_mapping, scrub_text
 
 
 class EngineMetricsProcessor(SpanProcessor):
-    def __init__(self, per_engine: dict[str, Histogram], breakdown: Any) -> None:
+    def __init__(self, per_engine: dict[str, Histogram], breakdown: Histogram) -> None:
         self._per_engine = per_engine
         self._breakdown = breakdown
 

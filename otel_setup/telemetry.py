@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics._internal.exemplar import (
 )
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from . import catalog, sampling
@@ -65,7 +65,6 @@ class Telemetry:
         self.pull_reader = PullReader()
         self.registry = make_registry(self.pull_reader)
         self.span_exporters: dict[str, SpanExporter] = {}
-        self._processors: list[SpanProcessor] = []
         self._apps: list[Any] = []
         self._closed = False
         self.sentry_enabled = False
@@ -80,13 +79,7 @@ class Telemetry:
         self.http_errors = self.instruments[f"{self.prefix}_errors_total"]
         self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
         if self.enabled:
-            self.tracer_provider.add_span_processor(  # type: ignore[attr-defined]
-                EngineMetricsProcessor(
-                    {e: self.instruments[f"fds_{e}_engine_duration_seconds"] for e in catalog.ENGINES
-                     if f"fds_{e}_engine_duration_seconds" in self.instruments},
-                    self.instruments.get("fds_engine_breakdown_seconds") or _NullHistogram(),
-                )
-            )
+            self._add_engine_metrics()
             self._add_exporters()
 
     # -- construction -------------------------------------------------------------------
@@ -108,6 +101,13 @@ class Telemetry:
                                               shutdown_on_exit=False)
         # One bounded, idempotent shutdown at exit instead of each provider's own.
         atexit.register(self.shutdown)
+
+    def _add_engine_metrics(self) -> None:
+        breakdown = self.instruments.get("fds_engine_breakdown_seconds")
+        if breakdown is None:  # only the FDS catalog has engine metrics
+            return
+        per_engine = {e: self.instruments[f"fds_{e}_engine_duration_seconds"] for e in catalog.ENGINES}
+        self.tracer_provider.add_span_processor(EngineMetricsProcessor(per_engine, breakdown))
 
     def _add_exporters(self) -> None:
         s = self.settings
@@ -132,7 +132,6 @@ class Telemetry:
             wrapped = ScrubbingExporter(wrapped)
         processor = CountingBatchProcessor(wrapped, name)
         self.span_exporters[name] = exporter
-        self._processors.append(processor)
         self.tracer_provider.add_span_processor(processor)
 
     # -- use --------------------------------------------------------------------------------
@@ -182,11 +181,6 @@ class Telemetry:
                 import sentry_sdk
 
                 sentry_sdk.get_client().close(timeout=min(2.0, self.settings.shutdown_timeout))
-
-
-class _NullHistogram:
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def _resource(service_name: str, settings: TelemetrySettings) -> Resource:
