@@ -124,9 +124,15 @@ def scrub_mapping(data: Mapping[Any, Any], depth: int = 0) -> dict[Any, Any]:
     return out
 
 
+_MASKED_CARD = re.compile(r"\d{6}\*{3,9}\d{4}")
+
+
 def _masked_sensitive(key: str, value: Any) -> Any:
-    # A card number under its own key keeps BIN + last 4, like everywhere else.
+    # A card number under its own key keeps BIN + last 4, like everywhere else; scrubbing an
+    # already masked one again must leave it as it is (events are scrubbed at several depths).
     if _normal_key(key) in ("cardnumber", "pan"):
+        if isinstance(value, str) and _MASKED_CARD.fullmatch(value):
+            return value
         digits = re.sub(r"\D", "", str(value))
         if 13 <= len(digits) <= 19:
             return mask_card(digits)
