@@ -109,8 +109,25 @@ FDS = http_metrics("fds") + (
     _c("fds_additional_auth_required_total", "Transactions sent to additional authentication"),
 )
 
-ML = http_metrics("ml")
-ADMIN = http_metrics("admin")
+ML = http_metrics("ml") + (
+    _c("ml_model_trainings_total", "Model trainings by result", "algorithm", "result"),
+    _h("ml_model_training_duration_seconds", "Model training time",
+       buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)),
+    _g("ml_model_auc", "Holdout ROC AUC of the deployed model"),
+    _g("ml_model_precision", "Holdout precision of the deployed model"),
+    _g("ml_model_recall", "Holdout recall of the deployed model"),
+    _g("ml_model_deployed_version", "Version number of the deployed model"),
+    _c("ml_model_deployments_total", "Model deployments"),
+    _c("ml_predictions_total", "Scores served over HTTP", "result"),
+    _h("ml_prediction_duration_seconds", "Time to score one transaction", buckets=ENGINE_BUCKETS),
+)
+ADMIN = http_metrics("admin") + (
+    _c("admin_logins_total", "Admin login attempts", "result"),
+    _c("admin_reviews_resolved_total", "Held transactions resolved by a reviewer", "decision", "is_fraud"),
+    _g("admin_review_queue_size", "Held transactions waiting for review (at the last listing)"),
+    _h("admin_review_age_seconds", "Time from hold to resolution",
+       buckets=(60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)),
+)
 
 # The telemetry layer's own health: what was dropped or failed, so loss is visible.
 SELF = (

@@ -1,0 +1,156 @@
+"""``create_service_app``: the FastAPI app every service starts from.
+
+It wires, once and the same way for all four services:
+
+- telemetry (``otel_setup.configure``), which adds ``/metrics``, server spans and HTTP metrics;
+- the database and cache on ``app.state`` (opened and closed by the lifespan);
+- ``GET /health`` (database and cache checked for real);
+- errors: validation -> 422 with field errors and *without* the rejected input echoed back (it
+  may hold a card number); database unreachable -> 503; body too large -> 413; any other
+  exception -> 500 with no details (and it is captured to Sentry inside the server span).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import otel_setup
+from otel_setup.settings import TelemetrySettings
+
+from .cache import Cache, make_cache
+from .db import Database
+from .settings import ServiceSettings
+
+Hook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(name: str, settings: ServiceSettings, *, title: str, tables: Any = None,
+                       hook: Hook | None = None,
+                       telemetry_settings: TelemetrySettings | None = None) -> FastAPI:
+    """``tables``: the service's DeclarativeBase (created at start); ``hook``: its own lifespan part."""
+    settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.sqlalchemy_url(name))
+        app.state.cache = make_cache(settings.redis_url, settings.cache_prefix)
+        try:
+            if tables is not None:
+                await app.state.db.create_all(tables)
+            if hook is None:
+                yield
+            else:
+                async with hook(app):
+                    yield
+        finally:
+            await app.state.cache.close()
+            await app.state.db.dispose()
+
+    app = FastAPI(title=title, version=_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = name
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(ConnectionRefusedError, _database_unavailable)
+
+    @app.get("/health", tags=["ops"])
+    async def health(request: Request) -> dict[str, str]:
+        state = request.app.state
+        async with state.db.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        return {"status": "ok", "service": name, "database": "ok", "cache": state.cache.backend}
+
+    telemetry = otel_setup.configure(name, app=app, settings=telemetry_settings)
+    app.state.telemetry = telemetry
+    return app
+
+
+def _version() -> str:
+    from otel_setup.settings import _package_version
+
+    return _package_version()
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    otel_setup.capture_exception_with_context(exc, component="database")
+    return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503,
+                        headers={"Retry-After": "5"})
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _too_large(send, self.max_bytes)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+# Dependency aliases so that handlers read as domain code.
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.sessions() as session:
+        yield session
+
+
+def _cache(request: Request) -> Cache:
+    cache: Cache = request.app.state.cache
+    return cache
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+CacheDep = Annotated[Cache, Depends(_cache)]

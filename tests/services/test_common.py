@@ -1,0 +1,131 @@
+"""The shared service layer on both back ends: health, cache semantics, errors, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.app import CacheDep, SessionDep, create_service_app
+from services.common.security import AdminDep, issue_token
+from services.common.settings import ServiceSettings
+
+from .conftest import Backend, serve
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "common_test_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=100)
+    amount: float = Field(gt=0)
+
+
+def make_app(backend: Backend, **extra: object):
+    settings = ServiceSettings(**backend.overrides, **extra)
+    app = create_service_app("commontest", settings, title="t", tables=Base)
+    router = APIRouter()
+
+    @router.post("/notes")
+    async def add(note: NoteIn, session: SessionDep) -> dict[str, int]:
+        row = Note(text=note.text)
+        session.add(row)
+        await session.commit()
+        return {"id": row.id}
+
+    @router.get("/velocity/{key}")
+    async def velocity(key: str, cache: CacheDep) -> dict[str, int]:
+        return {"count": await cache.hit_window(key, 60)}
+
+    @router.get("/admin-only")
+    async def admin_only(who: AdminDep) -> dict[str, str]:
+        return {"who": who.subject}
+
+    app.include_router(router)
+    return app
+
+
+async def test_health_reports_database_and_cache(backend: Backend) -> None:
+    async with serve(make_app(backend)) as client:
+        body = (await client.get("/health")).json()
+    assert body["database"] == "ok"
+    assert body["cache"] == ("redis" if backend.overrides.get("redis_url") else "memory")
+
+
+async def test_validation_error_does_not_echo_input(backend: Backend) -> None:
+    card = "4111111111111111"
+    async with serve(make_app(backend)) as client:
+        response = await client.post("/notes", json={"text": card, "amount": -5})
+        ok = await client.post("/notes", json={"text": "fine", "amount": 5})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "amount"]
+    assert card not in response.text
+    assert ok.status_code == 200 and ok.json()["id"] >= 1
+
+
+async def test_body_over_limit_is_413(backend: Backend) -> None:
+    async with serve(make_app(backend, max_body_bytes=100)) as client:
+        response = await client.post("/notes", content=b'{"text": "' + b"x" * 500 + b'"}',
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+async def test_velocity_counts_in_window_on_both_backends(backend: Backend) -> None:
+    async with serve(make_app(backend)) as client:
+        counts = [(await client.get("/velocity/card-1")).json()["count"] for _ in range(3)]
+        other = (await client.get("/velocity/card-2")).json()["count"]
+    assert counts == [1, 2, 3]
+    assert other == 1
+
+
+async def test_cache_observe_and_remember(backend: Backend) -> None:
+    app = make_app(backend)
+    async with serve(app):
+        cache = app.state.cache
+        assert await cache.observe("u1", 100.0, 60) == (0, 0.0)
+        assert await cache.observe("u1", 50.0, 60) == (1, 100.0)
+        assert await cache.remember("dev:u1", "d1", 60) is True
+        assert await cache.remember("dev:u1", "d1", 60) is False
+        await cache.set("k", "v", 0.05)
+        assert await cache.get("k") == "v"
+        await asyncio.sleep(0.1)
+        assert await cache.get("k") is None
+
+
+async def test_roles_are_enforced(backend: Backend) -> None:
+    app = make_app(backend)
+    secret = app.state.settings.jwt_secret
+    async with serve(app) as client:
+        missing = await client.get("/admin-only")
+        user = await client.get("/admin-only", headers={"Authorization": f"Bearer {issue_token(secret, 'u', 'user', 60)}"})
+        forged = await client.get("/admin-only",
+                                  headers={"Authorization": f"Bearer {issue_token('another-secret-of-32-bytes-or-more!', 'a', 'admin', 60)}"})
+        admin = await client.get("/admin-only", headers={"Authorization": f"Bearer {issue_token(secret, 'a', 'admin', 60)}"})
+    assert (missing.status_code, user.status_code, forged.status_code) == (401, 403, 401)
+    assert admin.json() == {"who": "a"}
+
+
+def test_default_secret_refuses_production() -> None:
+    with pytest.raises(RuntimeError, match="SHOPFDS_JWT_SECRET"):
+        create_service_app("commontest", ServiceSettings(environment="production"), title="t")
+
+
+async def test_redis_down_falls_back_to_memory(tmp_path) -> None:
+    settings = {"data_dir": str(tmp_path), "redis_url": "redis://127.0.0.1:1/0"}
+    app = make_app(Backend("dead-redis", settings))
+    async with serve(app) as client:
+        counts = [(await client.get("/velocity/x")).json()["count"] for _ in range(2)]
+        health = (await client.get("/health")).json()
+    assert counts == [1, 2]
+    assert health["cache"] == "memory-fallback"
