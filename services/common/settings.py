@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "shopfds-development-secret-change-me"  # noqa: S105 - refused in production
-DEFAULT_ADMIN_PASSWORD = "admin"  # noqa: S105 - the seed's Grafana-style default, refused in production
+DEFAULT_JWT_SECRET = "shopfds-development-secret-change-me"
+DEFAULT_ADMIN_PASSWORD = "admin"
 
 
 def _alias(*names: str) -> AliasChoices:

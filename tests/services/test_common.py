@@ -106,12 +106,15 @@ async def test_cache_observe_and_remember(backend: Backend) -> None:
 async def test_roles_are_enforced(backend: Backend) -> None:
     app = make_app(backend)
     secret = app.state.settings.jwt_secret
+
+    def bearer(key: str, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(key, role[0], role, 60)}"}
+
     async with serve(app) as client:
         missing = await client.get("/admin-only")
-        user = await client.get("/admin-only", headers={"Authorization": f"Bearer {issue_token(secret, 'u', 'user', 60)}"})
-        forged = await client.get("/admin-only",
-                                  headers={"Authorization": f"Bearer {issue_token('another-secret-of-32-bytes-or-more!', 'a', 'admin', 60)}"})
-        admin = await client.get("/admin-only", headers={"Authorization": f"Bearer {issue_token(secret, 'a', 'admin', 60)}"})
+        user = await client.get("/admin-only", headers=bearer(secret, "user"))
+        forged = await client.get("/admin-only", headers=bearer("another-secret-of-32-bytes-or-more!", "admin"))
+        admin = await client.get("/admin-only", headers=bearer(secret, "admin"))
     assert (missing.status_code, user.status_code, forged.status_code) == (401, 403, 401)
     assert admin.json() == {"who": "a"}
 
