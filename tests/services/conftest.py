@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
+
+from services.common.inprocess import serve
+
+__all__ = ["Backend", "serve"]
 
 PG_DSN = os.environ.get("SHOPFDS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SHOPFDS_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -70,10 +71,3 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
         await client.aclose()
 
 
-@asynccontextmanager
-async def serve(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
-    """Run ``app``'s lifespan; yield a client that calls it in-process (no sockets)."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-            yield client

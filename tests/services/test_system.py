@@ -1,0 +1,159 @@
+"""The four services as real processes (uvicorn on 127.0.0.1), one scripted flow across them:
+
+- every metric of SPEC.md's catalog is on the right service's ``/metrics`` with its type and labels;
+- one checkout is one connected trace ecommerce -> FDS holding the three engine spans.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from otel_setup import catalog
+from otel_setup.trace_store import find_trace, iter_records
+from services.common.security import service_headers
+from services.common.settings import DEFAULT_JWT_SECRET
+from shopfds.stack import Stack, run_stack
+
+CARD = "4111111111111111"
+_TYPES = {catalog.Kind.COUNTER: "counter", catalog.Kind.HISTOGRAM: "histogram",
+          catalog.Kind.GAUGE: "gauge", catalog.Kind.UPDOWN: "gauge"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir: Path = tmp_path_factory.mktemp("stack")
+    # Short export delays so that spans reach the trace store within the test.
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "200", "SHOPFDS_PAYMENT_FAILURE_RATE": "0"}
+    with run_stack(workdir, env=env) as running:
+        yield running
+
+
+def _shopper(ecommerce: httpx.Client, device: str) -> dict[str, str]:
+    email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
+    assert ecommerce.post("/v1/auth/register", json={"email": email, "password": "correct horse 1",
+                                                     "name": "Kim"}).status_code == 201
+    assert ecommerce.post("/v1/auth/login", json={"email": email, "password": "wrong password"}).status_code == 401
+    token = ecommerce.post("/v1/auth/login", json={"email": email, "password": "correct horse 1"}).json()
+    return {"Authorization": f"Bearer {token['access_token']}", "X-Device-Id": device}
+
+
+def _checkout(ecommerce: httpx.Client, headers: dict[str, str], card: str = CARD, **extra: Any) -> dict[str, Any]:
+    products = ecommerce.get("/v1/products").json()["items"]
+    for _ in range(2):  # the second read is a cache hit
+        assert ecommerce.get(f"/v1/products/{products[0]['product_id']}").status_code == 200
+    assert ecommerce.post("/v1/cart/items", headers=headers,
+                          json={"product_id": products[0]["product_id"], "quantity": 1}).status_code == 201
+    body = {"payment": {"method": "card", "card_number": card, "expiry": "12/30", "cvv": "123"},
+            "billing_country": "KR", "shipping_country": "KR", **extra}
+    response = ecommerce.post("/v1/orders", headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, json=body)
+    assert response.status_code == 201, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def _flow(stack: Stack) -> dict[str, Any]:
+    urls = stack.urls
+    staff = service_headers(DEFAULT_JWT_SECRET, "system-test")
+    with httpx.Client(base_url=urls["ecommerce"], timeout=10) as ecommerce, \
+            httpx.Client(timeout=30) as http:
+        shopper = _shopper(ecommerce, "device-1")
+        order = _checkout(ecommerce, shopper)
+        # A burst of small amounts on one card from a new device in another country: held or blocked.
+        risky = _shopper(ecommerce, "device-burst")
+        for _ in range(6):
+            _checkout(ecommerce, risky, card="5555555555554444", shipping_country="NG")
+        # Fulfilment and labels.
+        if order["status"] == "processing":
+            for status in ("shipped", "delivered"):
+                assert http.post(f"{urls['ecommerce']}/v1/orders/{order['order_id']}/status",
+                                 headers=staff, json={"status": status}).status_code == 200
+        admin_token = http.post(f"{urls['admin']}/v1/admin/auth/login",
+                                json={"username": "admin", "password": "admin"}).json()["access_token"]
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        reviews = http.get(f"{urls['admin']}/v1/admin/reviews", headers=admin).json()["items"]
+        for i, review in enumerate(reviews[:2]):
+            decision = "block" if i == 0 else "approve"
+            assert http.post(f"{urls['admin']}/v1/admin/reviews/{review['transaction_id']}/resolve", headers=admin,
+                             json={"decision": decision, "is_fraud": decision == "block"}).status_code == 200
+        txn = order["fds"]["transaction_id"]
+        assert http.post(f"{urls['fds']}/v1/fds/transactions/{txn}/feedback", headers=staff,
+                         json={"is_fraud": False}).status_code == 200
+        assert http.get(f"{urls['admin']}/v1/admin/stats", headers=admin).status_code == 200
+        # ML: train a small model, deploy it, score.
+        model = http.post(f"{urls['ml']}/v1/ml/train", headers=staff, json={"samples": 2000}).json()
+        assert http.post(f"{urls['ml']}/v1/ml/models/{model['version']}/deploy", headers=staff).status_code == 200
+        features = {name: 0.0 for name in _features()}
+        assert http.post(f"{urls['ml']}/v1/ml/score", json={"features": features}).status_code == 200
+    return order
+
+
+def _features() -> tuple[str, ...]:
+    from services.ml.features import FEATURES
+
+    return FEATURES
+
+
+def _families(url: str) -> dict[str, Any]:
+    body = httpx.get(f"{url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=10).text
+    return {f.name: f for f in text_string_to_metric_families(body)}
+
+
+@pytest.fixture(scope="module")
+def flowed(stack: Stack) -> dict[str, Any]:
+    return _flow(stack)
+
+
+@pytest.mark.parametrize("service", ["ecommerce", "fds", "ml", "admin"])
+def test_every_catalog_metric_is_on_its_service_with_type_and_labels(stack: Stack, flowed: dict[str, Any],
+                                                                     service: str) -> None:
+    families = _families(stack.urls[service])
+    problems = []
+    for spec in catalog.BY_SERVICE[service]:
+        # OpenMetrics names counters without "_total" in the family name.
+        family = families.get(spec.name.removesuffix("_total") if spec.kind is catalog.Kind.COUNTER else spec.name)
+        if family is None:
+            problems.append(f"{spec.name}: absent")
+            continue
+        if family.type != _TYPES[spec.kind]:
+            problems.append(f"{spec.name}: type {family.type}, expected {_TYPES[spec.kind]}")
+        label_sets = {frozenset(k for k in s.labels if k not in ("le", "otel_scope_name")) for s in family.samples}
+        if not any(set(spec.labels) <= labels for labels in label_sets):
+            problems.append(f"{spec.name}: labels {sorted(map(sorted, label_sets))}, expected {spec.labels}")
+    assert not problems, "\n".join(problems)
+
+
+def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_spans(
+        stack: Stack, flowed: dict[str, Any]) -> None:
+    txn = flowed["fds"]["transaction_id"]
+    deadline = time.monotonic() + 15
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        roots = [r for r in iter_records(stack.trace_dir)
+                 if r["attributes"].get(catalog.Attr.FDS_TRANSACTION_ID) == txn]
+        if roots:
+            spans = find_trace(stack.trace_dir, roots[0]["trace_id"])
+            names = {s["name"] for s in spans}
+            if {"fds.engine.rule", "fds.engine.ml", "fds.engine.cti"} <= names and \
+                    any(s["name"] == "POST /v1/orders" for s in spans):
+                break
+        time.sleep(0.3)
+    by_id = {s["span_id"]: s for s in spans}
+    services = {s["service"] for s in spans}
+    assert {"ecommerce", "fds"} <= services, services
+    checkout = next(s for s in spans if s["name"] == "POST /v1/orders")
+    assert checkout["parent_span_id"] is None
+    engines = [s for s in spans if s["name"].startswith(catalog.ENGINE_SPAN_PREFIX)]
+    assert sorted(s["attributes"][catalog.Attr.FDS_ENGINE] for s in engines) == ["cti", "ml", "rule"]
+    for engine in engines:  # each engine span hangs off the checkout through the FDS request
+        node = engine
+        while node["parent_span_id"] is not None:
+            node = by_id[node["parent_span_id"]]
+        assert node is checkout
