@@ -45,7 +45,7 @@ def valid_url(url: str) -> bool:
 
 
 def _endpoint(s: TelemetrySettings, signal: str, protocol: str) -> str | None:
-    specific = s.otlp_traces_endpoint if signal == "traces" else s.otlp_metrics_endpoint
+    specific = {"traces": s.otlp_traces_endpoint, "metrics": s.otlp_metrics_endpoint}.get(signal)
     if specific:
         url = specific
     elif s.otlp_endpoint:
@@ -61,10 +61,10 @@ def _endpoint(s: TelemetrySettings, signal: str, protocol: str) -> str | None:
 
 
 def _options(s: TelemetrySettings, signal: str) -> tuple[str, str | None, dict[str, str]]:
-    protocol = (s.otlp_traces_protocol if signal == "traces" else s.otlp_metrics_protocol) \
+    protocol = {"traces": s.otlp_traces_protocol, "metrics": s.otlp_metrics_protocol}.get(signal) \
         or s.otlp_protocol
     headers = parse_headers(s.otlp_headers)
-    headers.update(parse_headers(s.otlp_traces_headers if signal == "traces" else s.otlp_metrics_headers))
+    headers.update(parse_headers({"traces": s.otlp_traces_headers, "metrics": s.otlp_metrics_headers}.get(signal)))
     return protocol, _endpoint(s, signal, protocol), headers
 
 
@@ -86,6 +86,23 @@ def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -
 
     return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=timeout,
                             compression=Compression.Gzip)
+
+
+def log_exporter(s: TelemetrySettings) -> Any:
+    """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC)."""
+    protocol, endpoint, headers = _options(s, "logs")
+    if endpoint is None:
+        raise ValueError("no usable OTLP logs endpoint")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+
+        return GrpcLogs(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
+                        insecure=endpoint.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return OTLPLogExporter(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
+                           compression=Compression.Gzip)
 
 
 def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:

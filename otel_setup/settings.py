@@ -11,6 +11,7 @@ The table of every variable and its default is in README.md, section "Configurat
 from __future__ import annotations
 
 import logging
+import os
 from importlib import metadata
 from typing import Literal
 
@@ -104,6 +105,10 @@ class TelemetrySettings(BaseSettings):
     metric_cardinality_limit: int = Field(500, ge=10)
     excluded_urls: str = "/metrics,/health"
     shutdown_timeout: float = Field(5.0, gt=0)
+    log_format: Literal["auto", "json", "console", "off"] = "auto"
+    log_level: str = "INFO"
+    log_dir: str | None = None
+    instrument_dependencies: bool = True
 
     @field_validator("otlp_protocol", "otlp_traces_protocol", "otlp_metrics_protocol")
     @classmethod
@@ -113,6 +118,14 @@ class TelemetrySettings(BaseSettings):
             _log.warning("unsupported OTLP protocol %r, using http/protobuf", value)
             return "http/protobuf"
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            _log.warning("unknown SHOPFDS_LOG_LEVEL %r, using INFO", value)
+            return "INFO"
+        return value.upper()
 
     @field_validator("exemplar_filter")
     @classmethod
@@ -131,6 +144,11 @@ class TelemetrySettings(BaseSettings):
     def otlp_enabled(self) -> bool:
         """True when any OTLP endpoint is set: a collector receives our telemetry."""
         return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_metrics_endpoint)
+
+    @property
+    def log_directory(self) -> str:
+        """Where ``<service>.jsonl`` log files go: ``log_dir``, else beside the trace store."""
+        return self.log_dir or os.path.join(os.path.dirname(self.trace_store_dir.rstrip("/")) or ".", "logs")
 
     @property
     def is_production(self) -> bool:

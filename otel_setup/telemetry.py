@@ -36,7 +36,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from . import catalog, sampling
+from . import catalog, dependencies, logs, sampling
 from .exposition import PullReader, make_registry
 from .guard import guard, log
 from .instruments import Instruments, views
@@ -81,6 +81,8 @@ class Telemetry:
         if self.enabled:
             self._add_engine_metrics()
             self._add_exporters()
+            if settings.instrument_dependencies:
+                dependencies.instrument(self)
 
     # -- construction -------------------------------------------------------------------
     def _build_providers(self) -> None:
@@ -148,6 +150,7 @@ class Telemetry:
         if self.enabled:
             with guard("flush"):
                 self.tracer_provider.force_flush(timeout_millis)
+        logs.flush_logs(timeout_millis)
 
     def shutdown(self) -> None:
         """Flush and stop; bounded by ``SHOPFDS_SHUTDOWN_TIMEOUT`` even with a dead endpoint."""
@@ -158,6 +161,8 @@ class Telemetry:
             self._closed = True
             if _active is self:
                 _active = None
+                logs.teardown_logging()
+            dependencies.uninstrument(self)
         if not self.enabled and not self.sentry_enabled:
             return
         deadline = time.monotonic() + self.settings.shutdown_timeout
@@ -221,6 +226,8 @@ def configure(service_name: str, *, app: Any = None,
         if _active is None:
             resolved = settings or load_settings()
             telemetry = Telemetry(service_name, resolved)
+            with guard("logging"):
+                logs.setup_logging(telemetry)
             if resolved.sentry_dsn:
                 from .sentry import init_sentry
 

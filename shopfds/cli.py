@@ -11,7 +11,7 @@ from rich.console import Console
 from otel_setup.settings import load_settings
 from otel_setup.trace_store import find_trace
 
-from .trace_view import print_trace
+from .trace_view import print_logs, print_trace, trace_log_lines
 
 app = typer.Typer(help="ShopFDS observability: demo, trace lookup.", no_args_is_help=True,
                   add_completion=False)
@@ -36,8 +36,9 @@ def demo(
 def trace(
     trace_id: str = typer.Argument(..., help="32 hex digits, e.g. from an exemplar."),
     store: Path | None = typer.Option(None, help="Trace store directory (default: settings)."),
+    logs: Path | None = typer.Option(None, help="Log directory (default: 'logs' beside the trace store)."),
 ) -> None:
-    """Show the span waterfall of one trace from the local trace store."""
+    """Show the span waterfall of one trace from the local trace store, and its log lines."""
     trace_id = trace_id.strip().lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         console.print(f"[red]not a trace id:[/] {trace_id!r} (expected 32 hex digits)")
@@ -48,6 +49,8 @@ def trace(
         console.print(f"[red]trace {trace_id} not found in {directory}[/]")
         raise typer.Exit(1)
     print_trace(spans, console)
+    log_dir = logs or (directory.parent / "logs" if store else Path(load_settings().log_directory))
+    print_logs(trace_log_lines(log_dir, trace_id), console)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -56,3 +59,34 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
 
 def print_trace(spans: list[dict[str, Any]], console: Console) -> None:
     console.print(waterfall(spans))
+
+
+def trace_log_lines(directory: Path, trace_id: str) -> list[dict[str, Any]]:
+    """The JSON log lines of one trace from ``<directory>/*.jsonl`` (rotated files included)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("*.jsonl*")):
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if trace_id in line:
+                    with contextlib.suppress(ValueError):
+                        record = json.loads(line)
+                        if record.get("trace_id") == trace_id:
+                            found.append(record)
+    return sorted(found, key=lambda r: str(r.get("ts", "")))
+
+
+def print_logs(lines: list[dict[str, Any]], console: Console) -> None:
+    if not lines:
+        return
+    table = Table(title=f"{len(lines)} log lines", show_lines=False)
+    for column in ("time", "service", "level", "logger", "message"):
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        message = str(line.get("message", ""))
+        if line.get("exception"):
+            message += " | " + str(line["exception"]).strip().splitlines()[-1]
+        table.add_row(str(line.get("ts", ""))[11:23], str(line.get("service.name", "")), str(line.get("level", "")),
+                      str(line.get("logger", "")), message)
+    console.print(table)

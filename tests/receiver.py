@@ -96,6 +96,17 @@ class Receiver:
                     out.extend(sm.metrics)
         return out
 
+    def logs(self) -> list[Any]:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+        out = []
+        for request in self.at("/v1/logs"):
+            message = ExportLogsServiceRequest.FromString(request.body)
+            for rl in message.resource_logs:
+                for sl in rl.scope_logs:
+                    out.extend(sl.log_records)
+        return out
+
     def sentry_events(self) -> list[dict[str, Any]]:
         events = []
         for request in self.at("/envelope/"):

@@ -11,7 +11,8 @@ import pytest
 from otel_setup import catalog
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "SPEC.md"
-_LINE = re.compile(r"^- (`[a-z0-9_]+`(?:, `[a-z0-9_]+`)*) (counter|histogram|gauge|summary-style quantiles)[^{]*(\{[^}]*\})?")
+_LINE = re.compile(r"^- (`[a-z0-9_]+`(?:, `[a-z0-9_]+`)*) "
+                   r"(counter|histogram|gauge|summary-style quantiles)[^{]*(\{[^}]*\})?")
 
 
 def spec_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:

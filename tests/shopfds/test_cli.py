@@ -1,5 +1,6 @@
 """The ``shopfds`` command: trace lookup from a real trace store, bad input, a short demo."""
 
+import logging
 import os
 import shutil
 import subprocess
@@ -18,13 +19,16 @@ def test_trace_prints_the_waterfall_of_a_stored_trace(make_telemetry, tmp_path):
     telemetry, memory = make_telemetry("fds")
     with telemetry.tracer.start_as_current_span("POST /v1/fds/evaluate"), \
             telemetry.tracer.start_as_current_span("fds.engine.cti", attributes={"fds.engine": "cti"}):
-        pass
+        logging.getLogger("services.fds").warning("cti provider slow for this one")
+    logging.getLogger("services.fds").warning("outside any trace")
     telemetry.force_flush()
     trace_id = f"{memory.get_finished_spans()[0].context.trace_id:032x}"
     result = runner.invoke(app, ["trace", trace_id, "--store", str(tmp_path / "traces")],
                            terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "fds.engine.cti" in result.output and "POST /v1/fds/evaluate" in result.output
+    assert "1 log lines" in result.output and "cti provider slow for this one" in result.output
+    assert "outside any trace" not in result.output
 
 
 def test_trace_rejects_bad_ids_and_reports_unknown_ones(tmp_path):

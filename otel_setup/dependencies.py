@@ -1,0 +1,58 @@
+"""Client spans for the service's dependencies, by the contrib instrumentations.
+
+- SQLAlchemy: every statement a child span of the request (``db.statement`` is the SQL with its
+  bind placeholders; parameter values are never recorded; no SQL commenter). Engines created
+  after ``configure`` are traced, so ``create_async_engine`` must be looked up at call time.
+- Redis (redis-py, sync and asyncio): the command name with its arguments replaced by ``?``.
+
+HTTP clients are traced per client (``HTTPXClientInstrumentor.instrument_client``, see
+``services.common.http``) because that also covers in-process ASGI transports.
+
+The instrumentors are process-wide singletons: a new ``Telemetry`` re-binds them to its own
+tracer provider, and their own metrics go to a no-op meter (the catalog is the metric surface).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.metrics import NoOpMeterProvider
+
+from .guard import guard
+
+_owner: Any = None
+
+
+def _instrumentors() -> list[tuple[Any, dict[str, Any]]]:
+    found: list[tuple[Any, dict[str, Any]]] = []
+    with guard("instrument-sqlalchemy"):
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        found.append((SQLAlchemyInstrumentor(), {"enable_commenter": False}))
+    with guard("instrument-redis"):
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        found.append((RedisInstrumentor(), {}))
+    return found
+
+
+def instrument(telemetry: Any) -> None:
+    global _owner
+    for instrumentor, options in _instrumentors():
+        with guard("instrument"):
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
+            instrumentor.instrument(tracer_provider=telemetry.tracer_provider,
+                                    meter_provider=NoOpMeterProvider(), **options)
+    _owner = telemetry
+
+
+def uninstrument(telemetry: Any) -> None:
+    global _owner
+    if _owner is not telemetry:
+        return
+    for instrumentor, _ in _instrumentors():
+        with guard("uninstrument"):
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
+    _owner = None
