@@ -148,7 +148,8 @@ class TelemetrySettings(BaseSettings):
     @property
     def log_directory(self) -> str:
         """Where ``<service>.jsonl`` log files go: ``log_dir``, else beside the trace store."""
-        return self.log_dir or os.path.join(os.path.dirname(self.trace_store_dir.rstrip("/")) or ".", "logs")
+        store = (self.trace_store_dir or ".shopfds/traces").rstrip("/")
+        return self.log_dir or os.path.join(os.path.dirname(store) or ".shopfds", "logs")
 
     @property
     def is_production(self) -> bool:
