@@ -12,6 +12,7 @@ It wires, once and the same way for all four services:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
@@ -29,6 +30,8 @@ from otel_setup.settings import TelemetrySettings
 
 from .cache import Cache, make_cache
 from .db import Database
+from .faults import Faults
+from .faults import router as faults_router
 from .settings import ServiceSettings
 
 Hook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -59,6 +62,9 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
     app = FastAPI(title=title, version=_version(), lifespan=lifespan)
     app.state.settings = settings
     app.state.service = name
+    app.state.faults = Faults()
+    if settings.faults_enabled:
+        app.include_router(faults_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
@@ -143,6 +149,9 @@ async def _no_receive() -> Message:
 
 # Dependency aliases so that handlers read as domain code.
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    delay = request.app.state.faults.get("db-slow")
+    if delay:
+        await asyncio.sleep(delay)
     async with request.app.state.db.sessions() as session:
         yield session
 

@@ -39,12 +39,18 @@ class ServiceSettings(BaseSettings):
                                                                        "JWT_SECRET"))
     jwt_ttl_seconds: int = Field(3600, gt=0)
     max_body_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies get 413.")
+    fault_injection: bool | None = Field(
+        None, description="Expose /internal/faults (default: on outside production).")
 
     # Where the other services are (defaults: the seed ports on this host).
     ecommerce_url: str = "http://127.0.0.1:8000"
     fds_url: str = "http://127.0.0.1:8001"
     ml_url: str = "http://127.0.0.1:8002"
     admin_url: str = "http://127.0.0.1:8003"
+
+    @property
+    def faults_enabled(self) -> bool:
+        return self.fault_injection if self.fault_injection is not None else self.environment != "production"
 
     def sqlalchemy_url(self, service: str) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir}/{service}.db"

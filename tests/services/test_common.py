@@ -132,3 +132,29 @@ async def test_redis_down_falls_back_to_memory(tmp_path) -> None:
         health = (await client.get("/health")).json()
     assert counts == [1, 2]
     assert health["cache"] == "memory-fallback"
+
+
+async def test_faults_switch_on_and_off_at_run_time(backend: Backend) -> None:
+    from services.common.faults import parse_spec
+
+    app = make_app(backend)
+    staff = {"Authorization": f"Bearer {issue_token(app.state.settings.jwt_secret, 's', 'service', 60)}"}
+    async with serve(app) as client:
+        assert (await client.put("/internal/faults/db-slow", json={"value": "20ms"})).status_code == 401
+        on = await client.put("/internal/faults/db-slow", json={"value": "20ms"}, headers=staff)
+        assert on.json()["active"] == {"db-slow": 0.02}
+        assert app.state.faults.get("db-slow") == 0.02
+        assert (await client.put("/internal/faults/nope", json={}, headers=staff)).status_code == 404
+        assert (await client.put("/internal/faults/db-slow", json={"value": "fast"}, headers=staff)).status_code == 422
+        off = await client.delete("/internal/faults/db-slow", headers=staff)
+        assert off.json()["active"] == {} and app.state.faults.get("db-slow") is None
+    assert parse_spec("payment-errors=5%") == ("payment-errors", 0.05)
+    assert parse_spec("cti-slow") == ("cti-slow", 0.15)
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_spec("disk-full")
+
+
+def test_fault_routes_are_absent_in_production(tmp_path) -> None:
+    settings = ServiceSettings(environment="production", jwt_secret="x" * 40, data_dir=str(tmp_path))
+    app = create_service_app("commontest", settings, title="t")
+    assert not any(getattr(r, "path", "").startswith("/internal/faults") for r in app.routes)

@@ -1,0 +1,87 @@
+"""Faults an operator switches on at run time to watch the telemetry react (like the feature
+flags of the OpenTelemetry demo), on every service under ``/internal/faults``:
+
+    cti-slow[=150ms]      the FDS's CTI lookups take this much longer (SLA violations, slow exemplars)
+    ml-down               the FDS's ML engine has no model (rules-only, degraded decisions)
+    db-slow[=50ms]        every database session waits this long first (API latency)
+    payment-errors[=5%]   the payment gateway fails this share of payments (error rate)
+
+``GET /internal/faults`` lists them; ``PUT /internal/faults/{name}`` ``{"value": ...}`` switches one
+on; ``DELETE`` switches it off. Both need a ``service`` or ``admin`` token, and the routes exist
+only when ``SHOPFDS_FAULT_INJECTION`` is true (the default outside production).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from .security import StaffDep
+
+DEFAULTS: dict[str, float] = {"cti-slow": 0.150, "ml-down": 1.0, "db-slow": 0.050, "payment-errors": 0.05}
+_VALUE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|%)?\s*$")
+
+
+def parse_value(name: str, raw: str | float | None) -> float:
+    """``150ms`` / ``0.15s`` -> 0.15 (seconds); ``5%`` / ``0.05`` -> 0.05; ``None`` -> the default."""
+    if name not in DEFAULTS:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(DEFAULTS)}")
+    if raw is None or raw == "":
+        return DEFAULTS[name]
+    match = _VALUE.match(str(raw))
+    if not match:
+        raise ValueError(f"fault {name}: bad value {raw!r} (e.g. 150ms, 0.2s, 5%)")
+    number, unit = float(match.group(1)), match.group(2)
+    value = number / 1000 if unit == "ms" else number / 100 if unit == "%" else number
+    if name == "payment-errors" and not 0 <= value <= 1:
+        raise ValueError("payment-errors must be between 0% and 100%")
+    if name != "payment-errors" and value > 10:
+        raise ValueError(f"{name}: {value}s is more than the 10 s any fault may add")
+    return value
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+    """``payment-errors=5%`` -> (``payment-errors``, 0.05)."""
+    name, _, raw = spec.partition("=")
+    return name.strip(), parse_value(name.strip(), raw.strip() or None)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.active: dict[str, float] = {}
+
+    def get(self, name: str) -> float | None:
+        return self.active.get(name)
+
+
+class FaultIn(BaseModel):
+    value: str | float | None = None
+
+
+router = APIRouter(prefix="/internal/faults", tags=["ops"])
+
+
+@router.get("")
+async def list_faults(request: Request, _who: StaffDep) -> dict[str, Any]:
+    return {"active": request.app.state.faults.active, "known": DEFAULTS}
+
+
+@router.put("/{name}")
+async def set_fault(name: str, body: FaultIn, request: Request, _who: StaffDep) -> dict[str, Any]:
+    try:
+        value = parse_value(name, body.value)
+    except ValueError as exc:
+        raise HTTPException(404 if name not in DEFAULTS else 422, str(exc)) from exc
+    request.app.state.faults.active[name] = value
+    return {"active": request.app.state.faults.active}
+
+
+@router.delete("/{name}")
+async def clear_fault(name: str, request: Request, _who: StaffDep) -> dict[str, Any]:
+    if name not in DEFAULTS:
+        raise HTTPException(404, f"unknown fault {name!r}")
+    request.app.state.faults.active.pop(name, None)
+    return {"active": request.app.state.faults.active}
