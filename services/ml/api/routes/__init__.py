@@ -1,0 +1,1 @@
+"""One router per resource: ``models`` (train, list, deploy, fetch) and ``scoring``."""
