@@ -77,6 +77,10 @@ class Telemetry:
         self.http_requests = self.instruments[f"{self.prefix}_http_requests_total"]
         self.http_duration = self.instruments[f"{self.prefix}_http_request_duration_seconds"]
         self.http_errors = self.instruments[f"{self.prefix}_errors_total"]
+        # Known label values start at 0 (Prometheus practice: rate() and alerts see the series
+        # before the first error rather than an absent metric).
+        for error_type in ("http_500", "http_503"):
+            self.http_errors.add(0, {"error_type": error_type})
         self.tracer = self.tracer_provider.get_tracer("otel_setup", settings.service_version)
         if self.enabled:
             self._add_engine_metrics()
