@@ -1,0 +1,62 @@
+"""Targets of the seed and SPEC, and the checks of a :class:`Figures` against them.
+
+A :class:`Check` is one figure against its target; SLA checks decide the headline and the exit code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from otel_setup.catalog import API_P95_TARGET_SECONDS, FDS_SLA_SECONDS
+
+if TYPE_CHECKING:
+    from .figures import Figures
+
+ENGINE_BUDGETS = {"rule": 0.030, "ml": 0.040, "cti": 0.050}  # seed troubleshooting: bottleneck above
+ERROR_SHARE_TARGET = 0.001  # error rate < 0.1 %
+ERRORS_PER_S_ALERT = 10.0  # "High Error Rate": rate(ecommerce_errors_total[5m]) > 10
+CACHE_HIT_TARGET = 0.8
+PRECISION_ALERT = 0.8  # "FDS Precision Drop" fires below 0.8 (goal 0.9)
+TPS_CAPACITY = 1000.0  # a capacity target: shown, not checked (the load decides the TPS)
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NO_DATA = "n/a"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure against a target: ``value <= target`` (or ``>=`` when ``higher_is_better``)."""
+
+    name: str
+    value: float | None
+    target: float
+    unit: str  # "ms", "%", "/s" or "" (ratio): how renderers format value and target
+    higher_is_better: bool = False
+    sla: bool = False  # SLA checks decide the headline and the exit code
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.value is None or math.isnan(self.value):
+            return Verdict.NO_DATA
+        ok = self.value >= self.target if self.higher_is_better else self.value <= self.target
+        return Verdict.PASS if ok else Verdict.FAIL
+
+
+def checks(f: Figures) -> list[Check]:
+    out = [
+        Check("FDS P95", f.fds_p95, FDS_SLA_SECONDS, "ms", sla=True),
+        Check("API P95", f.api_p95, API_P95_TARGET_SECONDS, "ms", sla=True),
+        Check("error rate (5xx share)", f.error_share, ERROR_SHARE_TARGET, "%", sla=True),
+        Check("ecommerce_errors_total rate", f.errors_per_s, ERRORS_PER_S_ALERT, "/s"),
+    ]
+    for engine, budget in ENGINE_BUDGETS.items():
+        out.append(Check(f"{engine} engine P95", f.engine_p95.get(engine), budget, "ms"))
+    out.append(Check("cache hit ratio", f.cache_hit_ratio, CACHE_HIT_TARGET, "", higher_is_better=True))
+    out.append(Check("precision", f.precision, PRECISION_ALERT, "", higher_is_better=True))
+    return out
