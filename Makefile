@@ -28,8 +28,8 @@ test: $(STAMP) prometheus
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check otel_setup shopfds services tests bench
-	$(BIN)/mypy otel_setup services
+	$(BIN)/ruff check otel_setup shopfds services dashboards tests bench
+	$(BIN)/mypy otel_setup services shopfds dashboards
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.telemetry_cost

@@ -52,12 +52,11 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 async def in_process(evaluations: int, workdir: Path) -> dict[str, Any]:
-    from services.fds.app import create_app as fds_app
-    from services.ml.app import create_app as ml_app
-
     from otel_setup.settings import TelemetrySettings
     from services.common.inprocess import serve
+    from services.fds.app import create_app as fds_app
     from services.fds.settings import Settings as FdsSettings
+    from services.ml.app import create_app as ml_app
     from services.ml.settings import Settings as MlSettings
 
     telemetry = TelemetrySettings(trace_store_dir=str(workdir / "traces"))

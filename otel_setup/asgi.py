@@ -31,7 +31,30 @@ from .metrics import record_http_request
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return str(path) if path else UNMATCHED_ROUTE
+    if not path:
+        return UNMATCHED_ROUTE
+    regex = getattr(route, "path_regex", None)
+    if regex is not None and not regex.match(scope.get("path", "")):
+        return _with_outer_prefix(str(path), scope.get("path", ""))
+    return str(path)
+
+
+def _with_outer_prefix(template: str, path: str) -> str:
+    """A route of a router nested in a prefixed router knows only its own prefix (FastAPI >= 0.16x
+    includes routers lazily): the outer prefix is the leading segments the template does not
+    cover. Segments that look like ids become ``{param}`` so a label never carries one."""
+    actual = [s for s in path.split("/") if s]
+    own = [s for s in template.split("/") if s]
+    if ":path}" in template or len(own) > len(actual):
+        return template
+    outer = ["{param}" if _id_like(s) else s for s in actual[: len(actual) - len(own)]]
+    return "/" + "/".join(outer + own) if outer else template
+
+
+def _id_like(segment: str) -> bool:
+    # "v1" is a version, "42" or "3f2a9c1e-..." an id.
+    digits = sum(ch.isdigit() for ch in segment)
+    return segment.isdigit() or (len(segment) >= 8 and digits >= 2) or len(segment) > 24
 
 
 class TelemetryMiddleware:

@@ -1,49 +1,215 @@
-"""The four services as child processes, wired to each other: what ``shopfds up``, the demo and
-the system tests start.
+"""The four services (and a local Prometheus) as child processes, wired to each other.
+
+``run_stack`` is a context manager for tests and benchmarks; ``up`` / ``down`` start and stop
+the same processes detached, for ``shopfds up`` / ``shopfds down``, keeping their pids in
+``<workdir>/run/state.json`` so that ``down`` stops exactly what ``up`` started.
 
 ML comes first (the FDS loads its deployed model at start), then FDS, ecommerce and admin. Each
-service gets the others' URLs, one shared data directory (its own SQLite file in it) and one local
-trace store, so a trace id from any service's exemplar can be looked up across all of them.
+service gets the others' URLs, one shared data directory (its own SQLite file in it) and one
+local trace store and log directory, so a trace id from any exemplar can be looked up across all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .procs import free_port, uvicorn_app
+import yaml
+
+from .procs import ROOT, free_port, prometheus_binary, uvicorn_app, wait_http, wait_scraped
 
 SERVICES = ("ml", "fds", "ecommerce", "admin")
 SEED_PORTS = {"ecommerce": 8000, "fds": 8001, "ml": 8002, "admin": 8003}
+PROMETHEUS_PORT = 9090
+LOCAL_PROMETHEUS = ROOT / "prometheus" / "prometheus.local.yml"
 
 
 @dataclass
 class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     workdir: Path = Path(".shopfds")
+    prometheus: str | None = None
 
     @property
     def trace_dir(self) -> Path:
         return self.workdir / "traces"
 
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir / "logs"
+
+
+def service_env(workdir: Path, urls: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "SHOPFDS_DATA_DIR": str(workdir / "data"),
+        "SHOPFDS_TRACE_STORE_DIR": str(workdir / "traces"),
+        "SHOPFDS_LOG_DIR": str(workdir / "logs"),
+        # The load generator on this host stands in for the shop's reverse proxy: it forwards
+        # each simulated shopper's own address.
+        "SHOPFDS_TRUSTED_PROXIES": "127.0.0.1",
+        **{f"SHOPFDS_{name.upper()}_URL": url for name, url in urls.items()},
+        **(extra or {}),
+    }
+
+
+def _urls(ports: dict[str, int]) -> dict[str, str]:
+    return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
 
 @contextmanager
 def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Start the four services under ``workdir`` (logs in ``workdir/logs``); stop them on exit."""
+    """Start the four services under ``workdir`` (stdout in ``workdir/out``); stop them on exit."""
     ports = dict(SEED_PORTS) if seed_ports else {name: free_port() for name in SERVICES}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    shared = {
-        "SHOPFDS_DATA_DIR": str(workdir / "data"),
-        "SHOPFDS_TRACE_STORE_DIR": str(workdir / "traces"),
-        **{f"SHOPFDS_{name.upper()}_URL": url for name, url in urls.items()},
-        **(env or {}),
-    }
+    urls = _urls(ports)
+    shared = service_env(workdir, urls, env)
     stack = Stack(workdir=workdir)
     with ExitStack() as started:
         for name in SERVICES:
             stack.urls[name] = started.enter_context(
-                uvicorn_app(f"services.{name}.main:app", shared, workdir / "logs" / f"{name}.log",
-                            port=ports[name]))
+                uvicorn_app(f"services.{name}.main:app", shared, workdir / "out" / f"{name}.log", port=ports[name]))
         yield stack
+
+
+def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s") -> Path:
+    """``prometheus/prometheus.local.yml`` (same jobs and rules) pointed at ``urls``."""
+    config: dict[str, Any] = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+    config["global"].pop("scrape_timeout", None)
+    config["rule_files"] = [str(LOCAL_PROMETHEUS.parent / pattern) for pattern in config.get("rule_files", [])]
+    config.pop("alerting", None)  # no Alertmanager in the embedded run
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in urls]
+    for job in jobs:
+        job["static_configs"] = [{"targets": [urls[job["job_name"]].removeprefix("http://")]}]
+    config["scrape_configs"] = jobs
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | None = None,
+       interval: str = "5s", seed_ports: bool = True) -> Stack:
+    """Start detached (seed ports, or free ones); raise ``RuntimeError`` naming a taken port or a failed start."""
+    state = workdir / "run" / "state.json"
+    if state.exists():
+        raise RuntimeError(f"already up (see {state}); run `shopfds down --workdir {workdir}` first")
+    want_prom = with_prometheus and prometheus_binary() is not None
+    ports = dict(SEED_PORTS) if seed_ports else {name: free_port() for name in SERVICES}
+    ports_all = {**ports, **({"prometheus": PROMETHEUS_PORT if seed_ports else free_port()} if want_prom else {})}
+    taken = [f"{name} :{port}" for name, port in ports_all.items() if port_in_use(port)]
+    if taken:
+        raise RuntimeError(f"port taken: {', '.join(taken)}; stop what uses it or run `shopfds down`")
+    urls = _urls(ports)
+    shared = service_env(workdir, urls, env)
+    pids: dict[str, int] = {}
+    stack = Stack(urls=urls, workdir=workdir)
+    try:
+        for name in SERVICES:
+            proc = _spawn([sys.executable, "-m", "uvicorn", f"services.{name}.main:app", "--host", "127.0.0.1",
+                           "--port", str(ports[name]), "--log-level", "warning"],
+                          workdir / "out" / f"{name}.log", shared)
+            pids[name] = proc.pid
+            _write_state(state, pids, stack)
+            wait_http(f"{urls[name]}/health", timeout=60, proc=proc)
+        if want_prom:
+            stack.prometheus = _start_prometheus(workdir, urls, interval, pids, ports_all["prometheus"])
+            _write_state(state, pids, stack)
+    except Exception:
+        down(workdir)
+        raise
+    return stack
+
+
+def _start_prometheus(workdir: Path, urls: dict[str, str], interval: str, pids: dict[str, int], port: int) -> str:
+    binary = prometheus_binary()
+    assert binary is not None
+    config = prometheus_config(urls, workdir / "prometheus", interval)
+    url = f"http://127.0.0.1:{port}"
+    proc = _spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prometheus' / 'tsdb'}",
+                   f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],
+                  workdir / "out" / "prometheus.log", {})
+    pids["prometheus"] = proc.pid
+    wait_http(f"{url}/-/ready", timeout=30, proc=proc)
+    wait_scraped(url, len(urls))
+    return url
+
+
+def _write_state(path: Path, pids: dict[str, int], stack: Stack) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pids": pids, "urls": stack.urls, "prometheus": stack.prometheus}, indent=2))
+
+
+def read_state(workdir: Path) -> dict[str, Any] | None:
+    path = workdir / "run" / "state.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def down(workdir: Path, timeout: float = 10.0) -> list[str]:
+    """Stop what ``up`` started (TERM, then KILL after ``timeout``); return the names stopped."""
+    state = read_state(workdir)
+    if state is None:
+        return []
+    pids: dict[str, int] = state["pids"]
+    for pid in pids.values():
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.1)
+    for pid in pids.values():
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+    (workdir / "run" / "state.json").unlink(missing_ok=True)
+    return list(pids)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    if not _ours(pid):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # each child leads its own session: its group is its pid
+
+
+def _ours(pid: int) -> bool:
+    """Guard against a recycled pid: only signal a process that is still uvicorn or Prometheus."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not Path("/proc").is_dir()  # no procfs: trust the state file
+    return b"uvicorn" in cmdline or b"prometheus" in cmdline
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap our own children
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

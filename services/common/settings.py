@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "shopfds-development-secret-change-me"
@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
                                                                        "JWT_SECRET"))
     jwt_ttl_seconds: int = Field(3600, gt=0)
     max_body_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies get 413.")
+    trusted_proxies: str = Field(
+        "", description="Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is believed.")
     fault_injection: bool | None = Field(
         None, description="Expose /internal/faults (default: on outside production).")
 
@@ -51,6 +53,14 @@ class ServiceSettings(BaseSettings):
     @property
     def faults_enabled(self) -> bool:
         return self.fault_injection if self.fault_injection is not None else self.environment != "production"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        from .client_ip import parse_networks
+
+        parse_networks(value)  # a typo is a start-up error, not a silently ignored proxy
+        return value
 
     def sqlalchemy_url(self, service: str) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir}/{service}.db"

@@ -220,3 +220,24 @@ async def test_in_progress_gauge_counts_requests_being_served(make_telemetry):
     assert response.json() == {"GET": 1}
     after = {s.labels["method"]: s.value for s in samples(telemetry, "ecommerce_http_requests_in_progress")}
     assert after == {"GET": 0}
+
+
+async def test_nested_router_prefixes_are_in_the_endpoint_label(make_telemetry):
+    # FastAPI includes routers lazily: the matched route of a router nested in a prefixed
+    # router knows only its own prefix. The label must still be the whole template.
+    from fastapi import APIRouter
+
+    inner = APIRouter(prefix="/orders")
+
+    @inner.get("/{order_id}")
+    async def get_order(order_id: int) -> dict[str, int]:
+        return {"order_id": order_id}
+
+    outer = APIRouter(prefix="/v1")
+    outer.include_router(inner)
+    app = FastAPI()
+    app.include_router(outer)
+    telemetry, _ = make_telemetry("ecommerce", app=app)
+    await _get(app, "/v1/orders/41", "/v1/orders/42")
+    endpoints = {s.labels["endpoint"] for s in samples(telemetry, "ecommerce_http_requests")}
+    assert endpoints == {"/v1/orders/{order_id}"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -158,3 +158,22 @@ def test_fault_routes_are_absent_in_production(tmp_path) -> None:
     settings = ServiceSettings(environment="production", jwt_secret="x" * 40, data_dir=str(tmp_path))
     app = create_service_app("commontest", settings, title="t")
     assert not any(getattr(r, "path", "").startswith("/internal/faults") for r in app.routes)
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(backend: Backend) -> None:
+    from services.common.client_ip import client_ip
+
+    async def seen(app, headers: dict[str, str]) -> str:
+        @app.get("/ip")
+        async def ip(request: Request) -> dict[str, str]:
+            return {"ip": client_ip(request)}
+
+        async with serve(app) as client:  # httpx's ASGI transport connects from 127.0.0.1
+            return str((await client.get("/ip", headers=headers)).json()["ip"])
+
+    chain = {"X-Forwarded-For": "203.0.113.9, 10.0.0.7"}
+    assert await seen(make_app(backend), chain) == "127.0.0.1"
+    assert await seen(make_app(backend, trusted_proxies="127.0.0.1, 10.0.0.0/8"), chain) == "203.0.113.9"
+    assert await seen(make_app(backend, trusted_proxies="127.0.0.1"), {"X-Forwarded-For": "junk"}) == "127.0.0.1"
+    with pytest.raises(ValueError):
+        ServiceSettings(trusted_proxies="not-a-network")

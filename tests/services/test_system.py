@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from otel_setup import catalog
 from otel_setup.trace_store import find_trace, iter_records
+from services.common.money import demo_card
 from services.common.security import service_headers
 from services.common.settings import DEFAULT_JWT_SECRET
 from shopfds.stack import Stack, run_stack
 
-CARD = "4111111111111111"
 _TYPES = {catalog.Kind.COUNTER: "counter", catalog.Kind.HISTOGRAM: "histogram",
           catalog.Kind.GAUGE: "gauge", catalog.Kind.UPDOWN: "gauge"}
 
@@ -42,10 +43,13 @@ def _shopper(ecommerce: httpx.Client, device: str) -> dict[str, str]:
                                                      "name": "Kim"}).status_code == 201
     assert ecommerce.post("/v1/auth/login", json={"email": email, "password": "wrong password"}).status_code == 401
     token = ecommerce.post("/v1/auth/login", json={"email": email, "password": "correct horse 1"}).json()
-    return {"Authorization": f"Bearer {token['access_token']}", "X-Device-Id": device}
+    address = f"175.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return {"Authorization": f"Bearer {token['access_token']}", "X-Device-Id": device, "X-Forwarded-For": address}
 
 
-def _checkout(ecommerce: httpx.Client, headers: dict[str, str], card: str = CARD, **extra: Any) -> dict[str, Any]:
+def _checkout(ecommerce: httpx.Client, headers: dict[str, str], card: str | None = None,
+              **extra: Any) -> dict[str, Any]:
+    card = card or demo_card()  # each shopper pays with their own card
     products = ecommerce.get("/v1/products").json()["items"]
     for _ in range(2):  # the second read is a cache hit
         assert ecommerce.get(f"/v1/products/{products[0]['product_id']}").status_code == 200
@@ -66,23 +70,31 @@ def _flow(stack: Stack) -> dict[str, Any]:
             httpx.Client(timeout=30) as http:
         shopper = _shopper(ecommerce, "device-1")
         order = _checkout(ecommerce, shopper)
-        # A burst of small amounts on one card from a new device in another country: held or blocked.
+        if order["next_action"] == "verify":  # a first purchase may ask for additional authentication
+            verified = ecommerce.post(f"/v1/orders/{order['order_id']}/verify", headers=shopper,
+                                      json={"code": "000000"})
+            assert verified.status_code == 200, verified.text
+            order = {**verified.json(), "fds": order["fds"]}
+        assert order["status"] == "processing", order
+        for status in ("shipped", "delivered"):
+            assert http.post(f"{urls['ecommerce']}/v1/orders/{order['order_id']}/status",
+                             headers=staff, json={"status": status}).status_code == 200
+        # Devices on the threat-intel feed are held for review; a card-testing burst is blocked.
+        held = [_checkout(ecommerce, _shopper(ecommerce, device))
+                for device in ("device-emulator-farm-01", "device-emulator-farm-02", "device-fraud-kit")]
+        assert sum(o["next_action"] == "review" for o in held) >= 2, [o["fds"] for o in held]
         risky = _shopper(ecommerce, "device-burst")
         for _ in range(6):
             _checkout(ecommerce, risky, card="5555555555554444", shipping_country="NG")
-        # Fulfilment and labels.
-        if order["status"] == "processing":
-            for status in ("shipped", "delivered"):
-                assert http.post(f"{urls['ecommerce']}/v1/orders/{order['order_id']}/status",
-                                 headers=staff, json={"status": status}).status_code == 200
         admin_token = http.post(f"{urls['admin']}/v1/admin/auth/login",
                                 json={"username": "admin", "password": "admin"}).json()["access_token"]
         admin = {"Authorization": f"Bearer {admin_token}"}
         reviews = http.get(f"{urls['admin']}/v1/admin/reviews", headers=admin).json()["items"]
-        for i, review in enumerate(reviews[:2]):
-            decision = "block" if i == 0 else "approve"
-            assert http.post(f"{urls['admin']}/v1/admin/reviews/{review['transaction_id']}/resolve", headers=admin,
-                             json={"decision": decision, "is_fraud": decision == "block"}).status_code == 200
+        assert len(reviews) >= 2
+        for decision, review in zip(("block", "approve"), reviews, strict=False):
+            resolved = http.post(f"{urls['admin']}/v1/admin/reviews/{review['transaction_id']}/resolve",
+                                 headers=admin, json={"decision": decision, "is_fraud": decision == "block"})
+            assert resolved.status_code == 200, resolved.text
         txn = order["fds"]["transaction_id"]
         assert http.post(f"{urls['fds']}/v1/fds/transactions/{txn}/feedback", headers=staff,
                          json={"is_fraud": False}).status_code == 200

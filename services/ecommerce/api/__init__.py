@@ -1,0 +1,1 @@
+"""HTTP layer of the ecommerce service: dependencies and one router per resource."""

@@ -1,0 +1,138 @@
+"""Orders in the database: creation from the cart (insert-first idempotency), loading with
+ownership, and compare-and-set transitions so two racing requests cannot both move an order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException, status
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.money import MAX_AMOUNT, card_parts
+from services.common.security import Principal
+
+from .models import CartItem, Order, OrderItem, Product, User
+from .schemas import CheckoutIn, FdsOut, OrderItemOut, OrderOut, PaymentOut
+
+# The "unset" marker for ``move``: None is a real value of next_action.
+ANY: Any = object()
+
+
+async def load(session: AsyncSession, order_id: str, principal: Principal | None = None) -> Order:
+    """The order, re-read from the database; 404 when unknown or another shopper's."""
+    query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    if principal is not None and principal.role == "user":
+        query = query.where(Order.user_id == principal.subject)
+    order = await session.scalar(query)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "order not found")
+    return order
+
+
+async def find_by_key(session: AsyncSession, user_id: str, key: str) -> Order | None:
+    query = select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    return await session.scalar(query.execution_options(populate_existing=True))
+
+
+async def create_from_cart(session: AsyncSession, user: User, key: str | None, body: CheckoutIn,
+                           ip: str) -> tuple[Order, bool]:
+    """``(order, created)``. The order row is inserted first, so a concurrent retry with the same
+    key fails on the unique ``(user_id, idempotency_key)`` and returns the winner's order."""
+    user_id = user.id  # read now: a rollback below expires ``user``
+    if key is not None and (existing := await find_by_key(session, user_id, key)) is not None:
+        return existing, False
+    lines = (await session.execute(
+        select(CartItem, Product).join(Product, CartItem.product_id == Product.id)
+        .where(CartItem.user_id == user_id).order_by(Product.id))).all()
+    if not lines:
+        # A concurrent retry may have just ordered this cart (and emptied it): that is its answer.
+        if key is not None and (existing := await find_by_key(session, user_id, key)) is not None:
+            return existing, False
+        raise HTTPException(status.HTTP_409_CONFLICT, "the cart is empty")
+    total = sum(item.quantity * product.price for item, product in lines)
+    if total > MAX_AMOUNT:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            {"loc": ["cart"], "msg": "order total over the limit", "type": "value_error"}])
+    order = _new_order(user, key, body, ip, total)
+    session.add(order)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        existing = await find_by_key(session, user_id, key or "")
+        if existing is None:  # not a key clash after all
+            raise
+        return existing, False
+    for item, product in lines:
+        session.add(OrderItem(order_id=order.id, product_id=product.id, name=product.name,
+                              quantity=item.quantity, unit_price=product.price))
+        await _take_stock(session, product.id, item.quantity)
+    await session.execute(delete(CartItem).where(CartItem.user_id == user_id))
+    await session.commit()
+    return await load(session, order.id), True
+
+
+def _new_order(user: User, key: str | None, body: CheckoutIn, ip: str, total: int) -> Order:
+    card_bin = card_last4 = None
+    if body.payment.method == "card" and body.payment.card_number:
+        card_bin, card_last4 = card_parts(body.payment.card_number)
+    return Order(user_id=user.id, idempotency_key=key, status="pending", total_amount=total, currency="KRW",
+                 payment_method=body.payment.method, card_bin=card_bin, card_last4=card_last4,
+                 billing_country=body.billing_country, shipping_country=body.shipping_country,
+                 device_id=body.device_id, ip_address=ip)
+
+
+async def _take_stock(session: AsyncSession, product_id: int, quantity: int) -> None:
+    taken = await session.execute(
+        update(Product).where(Product.id == product_id, Product.stock >= quantity)
+        .values(stock=Product.stock - quantity))
+    if taken.rowcount == 0:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, f"not enough stock for product {product_id}")
+
+
+async def restock(session: AsyncSession, items: Sequence[OrderItem]) -> None:
+    for item in sorted(items, key=lambda i: i.product_id):
+        await session.execute(update(Product).where(Product.id == item.product_id)
+                              .values(stock=Product.stock + item.quantity))
+
+
+async def move(session: AsyncSession, order_id: str, statuses: tuple[str, ...], *,
+               when_action: Any = ANY, commit: bool = True, **values: Any) -> bool:
+    """Set ``values`` only if the order is still in one of ``statuses`` (and its next_action is
+    ``when_action``); False when another request moved it first."""
+    query = update(Order).where(Order.id == order_id, Order.status.in_(statuses))
+    if when_action is not ANY:
+        query = query.where(Order.next_action.is_(None) if when_action is None
+                            else Order.next_action == when_action)
+    moved = (await session.execute(query.values(**values))).rowcount > 0  # type: ignore[attr-defined]
+    if commit:
+        await session.commit()
+    return moved
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything this service stores is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def to_out(order: Order) -> OrderOut:
+    payment = order.payment
+    if payment is not None:
+        payment_out = PaymentOut(status=payment.status, method=payment.method,  # type: ignore[arg-type]
+                                 card_bin=payment.card_bin, card_last4=payment.card_last4)
+    else:
+        payment_out = PaymentOut(status="pending", method=order.payment_method,
+                                 card_bin=order.card_bin, card_last4=order.card_last4)
+    return OrderOut(
+        order_id=order.id, status=order.status, next_action=order.next_action,  # type: ignore[arg-type]
+        cancel_reason=order.cancel_reason, total_amount=order.total_amount, currency=order.currency,
+        items=[OrderItemOut(product_id=i.product_id, name=i.name, quantity=i.quantity, unit_price=i.unit_price)
+               for i in order.items],
+        fds=FdsOut.model_validate(order.fds) if order.fds else None,
+        payment=payment_out, created_at=aware(order.created_at))

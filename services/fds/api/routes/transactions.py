@@ -1,0 +1,45 @@
+"""A stored evaluation and its fraud label (reviewer feedback)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, status
+
+from services.common.app import SessionDep
+from services.common.security import StaffDep
+
+from ... import store
+from ...models import EvaluationRow
+from ...schemas import Feedback, FeedbackResult, StoredEvaluation
+
+router = APIRouter(prefix="/v1/fds/transactions", tags=["transactions"])
+TransactionId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+async def _row(session: SessionDep, transaction_id: str) -> EvaluationRow:
+    row = await store.find(session, transaction_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no evaluation for this transaction")
+    return row
+
+
+@router.get("/{transaction_id}", response_model=StoredEvaluation)
+async def get_transaction(transaction_id: TransactionId, session: SessionDep, _who: StaffDep) -> StoredEvaluation:
+    return store.to_stored(await _row(session, transaction_id))
+
+
+@router.post("/{transaction_id}/feedback", response_model=FeedbackResult)
+async def feedback(transaction_id: TransactionId, body: Feedback, request: Request, session: SessionDep,
+                   _who: StaffDep) -> FeedbackResult:
+    row = await _row(session, transaction_id)
+    try:
+        outcome, changed = await store.label(session, row, body.is_fraud)
+    except store.LabelConflict:
+        raise HTTPException(status.HTTP_409_CONFLICT, "transaction already labelled the other way") from None
+    if changed:
+        metrics = request.app.state.fds_metrics
+        metrics.labelled(outcome)
+        counts = await store.confusion(session)
+        metrics.set_quality(counts.tp, counts.fp, counts.tn, counts.fn)
+    return FeedbackResult(transaction_id=transaction_id, is_fraud=body.is_fraud, outcome=outcome)  # type: ignore[arg-type]

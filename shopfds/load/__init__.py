@@ -1,0 +1,1 @@
+"""Realistic shop traffic with labeled fraud (``locustfile``) and its runner (``runner``)."""

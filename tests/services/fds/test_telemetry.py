@@ -1,0 +1,96 @@
+"""What the FDS tells its operators: engine spans under the request, metrics, SLA violations."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.conftest import samples
+
+from ..conftest import Backend, serve
+from .conftest import make_fds, provider, staff, txn
+
+
+async def test_engine_spans_are_children_of_the_request(backend: Backend, tmp_path) -> None:
+    app = make_fds(backend, tmp_path)
+    memory = InMemorySpanExporter()
+    app.state.telemetry.add_span_exporter("memory", memory)
+    async with serve(app) as client:
+        ev = (await client.post("/v1/fds/evaluate", json=txn(shipping_country="US"))).json()
+    app.state.telemetry.force_flush()
+    spans = memory.get_finished_spans()
+    server = next(s for s in spans if s.name == "POST /v1/fds/evaluate")
+    engines = {s.name: s for s in spans if s.name.startswith("fds.engine.")}
+    assert set(engines) == {"fds.engine.rule", "fds.engine.ml", "fds.engine.cti"}
+    for name, span in engines.items():
+        assert span.parent is not None and span.parent.span_id == server.context.span_id
+        assert span.context.trace_id == server.context.trace_id
+        assert span.attributes["fds.engine"] == name.rsplit(".", 1)[1]
+    assert engines["fds.engine.ml"].attributes["fds.engine.status"] == "unavailable"
+    aggregates = next(s for s in spans if s.name == "fds.aggregates")  # the cache step, before the engines
+    assert aggregates.parent is not None and aggregates.parent.span_id == server.context.span_id
+    assert all(aggregates.end_time <= span.start_time for span in engines.values())
+    attrs = server.attributes
+    assert attrs["fds.transaction_id"] == ev["transaction_id"]
+    assert (attrs["fds.risk_score"], attrs["fds.decision"], attrs["fds.risk_level"]) == (
+        ev["risk_score"], "additional_auth", "medium")
+    assert attrs["fds.degraded"] is True
+
+
+async def test_evaluation_metrics(backend: Backend, tmp_path) -> None:
+    app = make_fds(backend, tmp_path)
+    async with serve(app) as client:
+        for changes in ({}, {"user_id": "u2"}, {"shipping_country": "US", "user_id": "u3"},
+                        {"user_id": "user-blocked-demo"}):
+            assert (await client.post("/v1/fds/evaluate", json=txn(**changes))).status_code == 200
+        scrape = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    telemetry = app.state.telemetry
+
+    def values(family: str, sample: str | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+        return {tuple(sorted(s.labels.items())): s.value for s in samples(telemetry, family)
+                if sample is None or s.name == sample}
+
+    assert values("fds_evaluations", "fds_evaluations_total") == {
+        (("decision", "approve"), ("risk_level", "low")): 2.0,
+        (("decision", "additional_auth"), ("risk_level", "medium")): 1.0,
+        (("decision", "block"), ("risk_level", "blocked")): 1.0}
+    assert values("fds_decisions", "fds_decisions_total")[(("decision", "approve"),)] == 2.0
+    assert values("fds_risk_level_distribution", "fds_risk_level_distribution_total")[
+        (("risk_level", "blocked"),)] == 1.0
+    assert values("fds_risk_factors_triggered", "fds_risk_factors_triggered_total") == {
+        (("factor", "country_mismatch"),): 1.0, (("factor", "blocklist_user"),): 1.0}
+    assert values("fds_additional_auth_required", "fds_additional_auth_required_total") == {(): 1.0}
+    assert values("fds_blocked_transactions", "fds_blocked_transactions_total") == {(("reason", "blocklist"),): 1.0}
+    assert values("fds_evaluation_duration_seconds", "fds_evaluation_duration_seconds_count") == {(): 4.0}
+    assert values("fds_risk_score_distribution", "fds_risk_score_distribution_count") == {(): 4.0}
+    assert values("fds_evaluations_in_progress") == {(): 0.0}
+    assert values("fds_sla_violations", "fds_sla_violations_total") == {(): 0.0}
+    quantiles = values("fds_evaluation_latency_summary")
+    assert sorted(dict(k)["quantile"] for k in quantiles) == ["0.5", "0.9", "0.95", "0.99"]
+    assert all(0 < v < 0.1 for v in quantiles.values())
+    # Span-derived, one per engine per evaluation.
+    for engine in ("rule", "ml", "cti"):
+        assert values(f"fds_{engine}_engine_duration_seconds", f"fds_{engine}_engine_duration_seconds_count") == {
+            (): 4.0}
+    assert scrape.status_code == 200 and 'fds_engine_breakdown_seconds_count{engine="cti"} 4' in scrape.text
+
+
+async def test_slow_evaluation_is_an_sla_violation(backend: Backend, tmp_path) -> None:
+    # A CTI budget above the SLA and a provider slower than both: the evaluation takes > 100 ms.
+    async with provider(delay=0.3) as slow:
+        app = make_fds(backend, tmp_path, cti_provider_url=slow.url, cti_provider_timeout_seconds=1.0,
+                       cti_timeout_seconds=0.15)
+        memory = InMemorySpanExporter()
+        app.state.telemetry.add_span_exporter("memory", memory)
+        async with serve(app) as client:
+            ev = (await client.post("/v1/fds/evaluate", json=txn())).json()
+            stats = (await client.get("/v1/fds/stats", headers=staff(app))).json()
+    assert ev["duration_ms"] > 100 and ev["engines"]["cti"]["status"] == "timeout"
+    assert [s.value for s in samples(app.state.telemetry, "fds_sla_violations")
+            if s.name == "fds_sla_violations_total"] == [1.0]
+    assert stats["sla_violations"] == 1
+    app.state.telemetry.force_flush()
+    server = next(s for s in memory.get_finished_spans() if s.name == "POST /v1/fds/evaluate")
+    assert server.attributes["fds.sla_violation"] is True
+    cti = next(s for s in memory.get_finished_spans() if s.name == "fds.engine.cti")
+    assert cti.status.status_code.name == "ERROR"
+    assert [e.name for e in cti.events] == ["exception"]
