@@ -41,9 +41,10 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         product_cache = ProductCache(app.state.cache, metrics, settings.product_cache_ttl)
         fds_http = http.client(settings.fds_url, settings.fds_timeout, transport=fds_transport)
         app.state.metrics, app.state.active_users, app.state.product_cache = metrics, active, product_cache
+        gateway = PaymentGateway(settings.payment_failure_rate, settings.payment_latency_ms, app.state.faults,
+                                 app.state.telemetry.instruments["ecommerce_errors_total"])
         app.state.shop = Shop(FdsClient(fds_http, settings.fds_timeout, settings.fds_fail_policy, metrics),
-                              PaymentGateway(settings.payment_failure_rate, settings.payment_latency_ms),
-                              product_cache, metrics, settings.verify_code)
+                              gateway, product_cache, metrics, settings.verify_code)
         refresher = asyncio.create_task(active.run(settings.active_user_refresh_seconds))
         try:
             yield

@@ -42,8 +42,9 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         reputation = _reputation(settings, app, cti_transport)
         await source.refresh()
         source.start()
-        engines: list[Engine] = [RuleEngine(rules), MlEngine(source),
-                                 CtiEngine(threat_feeds, reputation, settings.cti_provider_threshold)]
+        engines: list[Engine] = [RuleEngine(rules), MlEngine(source, app.state.faults),
+                                 CtiEngine(threat_feeds, reputation, settings.cti_provider_threshold,
+                                           app.state.faults, settings.cti_slow_fault_share)]
         app.state.model_source = source
         app.state.ip_reputation = reputation
         app.state.evaluator = Evaluator(settings, app.state.cache, app.state.telemetry.tracer, engines)

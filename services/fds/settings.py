@@ -43,6 +43,7 @@ class Settings(ServiceSettings):
     cti_provider_timeout_seconds: float = Field(
         0.03, gt=0, description="Below the CTI budget, so that a slow provider still leaves the feed result.")
     cti_provider_threshold: float = Field(50.0, ge=0, le=100, description="Provider score that is a risk factor.")
+    cti_slow_fault_share: float = Field(0.2, ge=0, le=1, description="Share of CTI lookups the cti-slow fault stalls.")
     cti_cache_ttl_seconds: float = Field(3600.0, gt=0, description="Provider answers cached this long (seed: 3600 s).")
     cti_breaker_failures: int = Field(5, ge=1, description="Consecutive provider failures that open the circuit.")
     cti_breaker_reset_seconds: float = Field(30.0, gt=0, description="Open circuit: seconds before a probe.")

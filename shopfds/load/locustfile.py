@@ -7,7 +7,8 @@ Configured by the environment the runner sets (``SHOPFDS_LOAD_*``); the host is 
 - ``Fraudster``: one labeled scenario per task, the patterns the FDS is built to catch:
   ``card_testing`` (a burst of tiny payments on one stolen card), ``account_takeover`` (a
   shopper's account from a new device, shipped abroad, big basket), ``high_value`` (a large
-  basket on a fresh account), ``cti_device`` (a device on the threat-intel feed),
+  basket on a fresh account), ``cti_device`` / ``cti_ip`` (a device or an address on the
+  threat-intel feeds),
   ``disposable_email`` and ``blocked_domain`` accounts.
 - ``Labeler``: ground truth arrives later, like chargebacks: ``SHOPFDS_LOAD_LABEL_DELAY`` seconds
   after a decided order, its label goes to FDS feedback.
@@ -43,6 +44,7 @@ ADMIN = (ENV.get("SHOPFDS_ADMIN_USERNAME", "admin"), ENV.get("SHOPFDS_ADMIN_PASS
 PASSWORD = "load-test password 1"
 HOT_PRODUCTS = list(range(1, 13))
 CTI_DEVICES = ("device-emulator-farm-01", "device-emulator-farm-02", "device-fraud-kit")
+CTI_IPS = ("198.51.100.66", "198.51.100.67", "203.0.113.25")  # on the FDS's bad-IP feed
 
 _lock = threading.Lock()
 LABELS: dict[str, dict[str, Any]] = {}  # transaction id -> {is_fraud, due, scenario, held}
@@ -59,8 +61,15 @@ def _count(key: str) -> None:
         COUNTS[key] = COUNTS.get(key, 0) + 1
 
 
+def home_ip() -> str:
+    """A shopper's own address (the shop's proxy forwards it as X-Forwarded-For)."""
+    first = random.choice((175, 211, 121, 59))
+    return f"{first}.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
 class _Shop(HttpUser):
     abstract = True
+    ip = "127.0.0.1"
 
     def register(self, email: str, device: str) -> dict[str, str] | None:
         self.client.post("/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Load"},
@@ -73,7 +82,8 @@ class _Shop(HttpUser):
             if response.status_code != 200:
                 response.failure(f"login {response.status_code}")
                 return None
-            return {"Authorization": f"Bearer {response.json()['access_token']}", "X-Device-Id": device}
+            return {"Authorization": f"Bearer {response.json()['access_token']}", "X-Device-Id": device,
+                    "X-Forwarded-For": self.ip}
 
     def checkout(self, headers: dict[str, str], product: int, quantity: int, card: str, scenario: str,
                  shipping: str = "KR") -> dict[str, Any] | None:
@@ -105,6 +115,7 @@ class Shopper(_Shop):
     wait_time = between(0.5 * PACE, 1.5 * PACE)
 
     def on_start(self) -> None:
+        self.ip = home_ip()
         self.email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
         self.device = f"device-{uuid.uuid4().hex[:12]}"
         self.card = card_number()
@@ -131,6 +142,10 @@ class Shopper(_Shop):
 class Fraudster(_Shop):
     weight = 2
     wait_time = between(0.5 * PACE, 1.5 * PACE)
+
+    def on_start(self) -> None:
+        # A proxy exit shared by this fraudster's attacks (IP velocity builds up, as with a bot).
+        self.ip = home_ip()
 
     def fresh(self, email: str | None = None, device: str | None = None) -> dict[str, str] | None:
         return self.register(email or f"buyer-{uuid.uuid4().hex[:12]}@example.com",
@@ -165,6 +180,14 @@ class Fraudster(_Shop):
         headers = self.fresh(device=random.choice(CTI_DEVICES))
         if headers:
             self.checkout(headers, random.randint(1, 48), 1, card_number(), "cti_device")
+
+    @task(1)
+    def cti_ip(self) -> None:
+        own, self.ip = self.ip, random.choice(CTI_IPS)
+        headers = self.fresh()
+        self.ip = own
+        if headers:
+            self.checkout(headers, random.randint(1, 48), 1, card_number(), "cti_ip")
 
     @task(1)
     def disposable_email(self) -> None:
@@ -213,11 +236,10 @@ class Reviewer(HttpUser):
 
     fixed_count = 1
     wait_time = constant(2)
-    host = ADMIN_URL
 
     def on_start(self) -> None:
-        response = self.client.post("/v1/admin/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]},
-                                    name="admin /v1/admin/auth/login")
+        response = self.client.post(f"{ADMIN_URL}/v1/admin/auth/login", name="admin /v1/admin/auth/login",
+                                    json={"username": ADMIN[0], "password": ADMIN[1]})
         token = response.json().get("access_token") if response.status_code == 200 else None
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -225,7 +247,8 @@ class Reviewer(HttpUser):
     def work_the_queue(self) -> None:
         if not self.headers:
             return
-        response = self.client.get("/v1/admin/reviews?limit=20", headers=self.headers, name="admin /v1/admin/reviews")
+        response = self.client.get(f"{ADMIN_URL}/v1/admin/reviews?limit=20", headers=self.headers,
+                                   name="admin /v1/admin/reviews")
         items = response.json().get("items", []) if response.status_code == 200 else []
         for item in items:
             with _lock:
@@ -233,7 +256,7 @@ class Reviewer(HttpUser):
             if label is None:
                 continue
             decision = "block" if label["is_fraud"] else "approve"
-            self.client.post(f"/v1/admin/reviews/{item['transaction_id']}/resolve", headers=self.headers,
+            self.client.post(f"{ADMIN_URL}/v1/admin/reviews/{item['transaction_id']}/resolve", headers=self.headers,
                              json={"decision": decision, "is_fraud": label["is_fraud"]},
                              name="admin /v1/admin/reviews/{transaction_id}/resolve")
             with _lock:

@@ -10,10 +10,13 @@ still returns the feed result, marked partial (the evaluation is flagged degrade
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 
 import httpx
 
 from services.common.cache import Cache
+from services.common.faults import Faults
 
 from ..context import Context
 from . import EngineResult
@@ -63,12 +66,21 @@ class IpReputation:
 class CtiEngine:
     name = "cti"
 
-    def __init__(self, feeds: Feeds, reputation: IpReputation | None, threshold: float) -> None:
+    def __init__(self, feeds: Feeds, reputation: IpReputation | None, threshold: float,
+                 faults: Faults | None = None, slow_share: float = 0.2) -> None:
         self.feeds = feeds
         self.reputation = reputation
         self.threshold = threshold
+        self.faults = faults
+        self.slow_share = slow_share  # share of lookups the cti-slow fault stalls
 
     async def evaluate(self, ctx: Context) -> EngineResult:
+        slow = self.faults.get("cti-slow") if self.faults is not None else None
+        if slow and random.random() < self.slow_share:
+            # The cti-slow fault: a *blocking* lookup (a sync client in async code). The event
+            # loop stalls, so the engine's timeout cannot cut it: the evaluation breaks its SLA
+            # and the fds.engine.cti span shows where the time went.
+            time.sleep(slow)
         factors = self.feeds.hits(ctx.txn)
         score = max((FEED_SCORES[f] for f in factors), default=0.0)
         details: dict[str, object] = {"feed_hits": len(factors)}

@@ -14,6 +14,7 @@ import logging
 
 import httpx
 
+from services.common.faults import Faults
 from services.ml.model import ModelArtifact, ModelFormatError
 
 from ..context import Context
@@ -79,10 +80,13 @@ class ModelSource:
 class MlEngine:
     name = "ml"
 
-    def __init__(self, source: ModelSource) -> None:
+    def __init__(self, source: ModelSource, faults: Faults | None = None) -> None:
         self.source = source
+        self.faults = faults
 
     async def evaluate(self, ctx: Context) -> EngineResult:
+        if self.faults is not None and self.faults.get("ml-down"):
+            raise EngineUnavailable("ml-down fault: the ML service is unreachable")
         model = self.source.model  # one read: a concurrent reload cannot mix two versions
         if model is None:
             raise EngineUnavailable("no model deployed by the ML service")
