@@ -111,14 +111,22 @@ class _Shop(HttpUser):
 
 
 class Shopper(_Shop):
+    """One Locust user plays many shoppers in turn: each visits, browses, buys once or twice and
+    leaves (a real shopper does not buy every few seconds, which the velocity rules would flag)."""
+
     weight = 8
     wait_time = between(0.5 * PACE, 1.5 * PACE)
+    purchases_per_visit = 2
 
     def on_start(self) -> None:
+        self.arrive()
+
+    def arrive(self) -> None:
         self.ip = home_ip()
         self.email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
         self.device = f"device-{uuid.uuid4().hex[:12]}"
         self.card = card_number()
+        self.bought = 0
         self.headers = self.register(self.email, self.device)
         if self.headers:
             with _lock:
@@ -137,11 +145,16 @@ class Shopper(_Shop):
         if order and order.get("next_action") == "verify":
             self.client.post(f"/v1/orders/{order['order_id']}/verify", headers=self.headers,
                              json={"code": VERIFY_CODE}, name="/v1/orders/{order_id}/verify")
+        self.bought += 1
+        if self.bought >= self.purchases_per_visit:
+            self.arrive()  # the next visitor
 
 
 class Fraudster(_Shop):
-    weight = 2
-    wait_time = between(0.5 * PACE, 1.5 * PACE)
+    """Attacks are rarer than shopping: roughly one checkout in ten is fraudulent."""
+
+    weight = 1
+    wait_time = between(4 * PACE, 8 * PACE)
 
     def on_start(self) -> None:
         # A proxy exit shared by this fraudster's attacks (IP velocity builds up, as with a bot).

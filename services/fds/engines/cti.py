@@ -79,7 +79,10 @@ class CtiEngine:
         if slow and random.random() < self.slow_share:
             # The cti-slow fault: a *blocking* lookup (a sync client in async code). The event
             # loop stalls, so the engine's timeout cannot cut it: the evaluation breaks its SLA
-            # and the fds.engine.cti span shows where the time went.
+            # and the fds.engine.cti span shows where the time went. Yielding first lets the other
+            # engines of this evaluation finish, so their spans end before the stall.
+            for _ in range(3):
+                await asyncio.sleep(0)
             time.sleep(slow)
         factors = self.feeds.hits(ctx.txn)
         score = max((FEED_SCORES[f] for f in factors), default=0.0)
