@@ -20,6 +20,7 @@ At the end, ``<csv prefix>_labels.json`` says how many of each scenario ran and 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import threading
@@ -50,6 +51,7 @@ _lock = threading.Lock()
 LABELS: dict[str, dict[str, Any]] = {}  # transaction id -> {is_fraud, due, scenario, held}
 VICTIMS: list[tuple[str, str]] = []  # (email, device) of registered shoppers
 COUNTS: dict[str, int] = {}
+PRICES: dict[int, float] = {}  # product id -> KRW price, read once from the catalog
 
 
 def card_number(prefix: str = "4") -> str:
@@ -122,6 +124,9 @@ class Shopper(_Shop):
         self.arrive()
 
     def arrive(self) -> None:
+        # Spending like the shoppers the fraud model learned from (services/ml/population.py):
+        # a personal mean around 45,000 KRW, each basket near it.
+        self.mean_krw = math.exp(random.gauss(math.log(45_000), 0.8))
         self.ip = home_ip()
         self.email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
         self.device = f"device-{uuid.uuid4().hex[:12]}"
@@ -132,6 +137,13 @@ class Shopper(_Shop):
             with _lock:
                 VICTIMS.append((self.email, self.device))
 
+    def pick_product(self) -> int:
+        if not PRICES:
+            page = self.client.get("/v1/products?limit=100", name="/v1/products").json()
+            PRICES.update({p["product_id"]: p["price"] for p in page.get("items", []) if p["category"] != "digital"})
+        wanted = math.exp(random.gauss(math.log(self.mean_krw), 0.45))
+        return min(PRICES, key=lambda pid: abs(math.log(PRICES[pid] / wanted))) if PRICES else 1
+
     @task(4)
     def browse(self) -> None:
         self.client.get("/v1/products?limit=20", name="/v1/products")
@@ -141,7 +153,7 @@ class Shopper(_Shop):
     def buy(self) -> None:
         if not self.headers:
             return
-        order = self.checkout(self.headers, random.randint(1, 48), 1, self.card, "normal")
+        order = self.checkout(self.headers, self.pick_product(), 1, self.card, "normal")
         if order and order.get("next_action") == "verify":
             self.client.post(f"/v1/orders/{order['order_id']}/verify", headers=self.headers,
                              json={"code": VERIFY_CODE}, name="/v1/orders/{order_id}/verify")
