@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -33,10 +34,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from services.common.money import demo_card
 from services.ml.generator import generate
 
 FDS_P95_TARGET_MS = 10.0
-CARD = "4111111111111111"
 err = Console(stderr=True)
 
 
@@ -125,12 +126,14 @@ async def checkouts(url: str, count: int) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        shoppers = [await _shopper(client) for _ in range(max(1, min(10, count // 5)))]
+        # One purchase per shopper, as real traffic: a single card bought with 200 times would
+        # (rightly) be blocked by the velocity rules.
+        shoppers = [await _shopper(client) for _ in range(count)]
         product = (await client.get("/v1/products")).json()["items"][0]["product_id"]
         for i in range(count):
             headers = shoppers[i % len(shoppers)]
             await client.post("/v1/cart/items", headers=headers, json={"product_id": product, "quantity": 1})
-            body = {"payment": {"method": "card", "card_number": CARD, "expiry": "12/30", "cvv": "123"},
+            body = {"payment": {"method": "card", "card_number": demo_card(), "expiry": "12/30", "cvv": "123"},
                     "billing_country": "KR", "shipping_country": "KR"}
             start = time.perf_counter()
             response = await client.post("/v1/orders", headers=headers, json=body)
@@ -144,7 +147,9 @@ async def _shopper(client: httpx.AsyncClient) -> dict[str, str]:
     email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
     await client.post("/v1/auth/register", json={"email": email, "password": "bench password 1", "name": "Bench"})
     login = (await client.post("/v1/auth/login", json={"email": email, "password": "bench password 1"})).json()
-    return {"Authorization": f"Bearer {login['access_token']}", "X-Device-Id": f"bench-{email}"}
+    address = f"175.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return {"Authorization": f"Bearer {login['access_token']}", "X-Device-Id": f"bench-{uuid.uuid4().hex[:12]}",
+            "X-Forwarded-For": address}
 
 
 def over_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -196,7 +196,8 @@ def capture_fds_performance_issue(duration_ms: float, threshold_ms: float = 100.
 
 def add_breadcrumb(message: str, category: str = "default", level: str = "info",
                    data: dict[str, Any] | None = None) -> None:
-    sentry_sdk.add_breadcrumb(message=message, category=category, level=level, data=data or {})
+    if sentry_sdk.get_client().is_active():  # without a DSN a breadcrumb is pure cost on the request path
+        sentry_sdk.add_breadcrumb(message=message, category=category, level=level, data=data or {})
 
 
 def add_fds_breadcrumb(message: str, engine: str, risk_score: float | None = None,

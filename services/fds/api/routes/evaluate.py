@@ -13,20 +13,27 @@ from ... import store
 from ...schemas import Evaluation, Transaction
 
 router = APIRouter(prefix="/v1/fds", tags=["evaluate"])
+REPLAY_MARKER_TTL = 86_400.0
 
 
 @router.post("/evaluate", response_model=Evaluation)
 async def evaluate(txn: Transaction, request: Request, session: SessionDep) -> Evaluation:
     span = trace.get_current_span()
     span.set_attribute(Attr.FDS_TRANSACTION_ID, txn.transaction_id)
-    known = await store.find(session, txn.transaction_id)
-    if known is not None:  # a retry: the first answer stands and nothing is counted twice
-        span.set_attribute("fds.replayed", True)
-        return _annotate(span, store.to_evaluation(known))
     state = request.app.state
+    marker = f"fds:evaluated:{txn.transaction_id}"
+    # Only a transaction marked as evaluated costs a database read; the marker (cache, one day)
+    # keeps a retry from counting twice in the velocity windows, and the unique key in the
+    # database keeps it from being stored or counted twice even when the marker is gone.
+    if await state.cache.get(marker) is not None:
+        known = await store.find(session, txn.transaction_id)
+        if known is not None:  # a retry: the first answer stands and nothing is counted twice
+            span.set_attribute("fds.replayed", True)
+            return _annotate(span, store.to_evaluation(known))
     with state.fds_metrics.in_progress():
         outcome = await state.evaluator.evaluate(txn)
     row, created = await store.save(session, txn, outcome.evaluation)
+    await state.cache.set(marker, "1", REPLAY_MARKER_TTL)
     if not created:
         return _annotate(span, store.to_evaluation(row))
     if state.fds_metrics.evaluated(outcome):
