@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.telemetry_cost
+	$(BIN)/python -m bench.services
 
 clean:
 	rm -rf $(VENV) .shopfds

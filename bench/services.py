@@ -201,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "command": " ".join(["python -m bench.services", *(argv or sys.argv[1:])])}
     Console().print(table(figures))
     http = figures["over_http"]
-    Console().print(f"decisions in-process: {figures['in_process']['decisions']}; HTTP errors: "
+    Console().print(f"decisions in-process (generated days replayed in seconds, so velocity rules fire more than "
+                    f"live): {figures['in_process']['decisions']}; HTTP errors: "
                     f"{http['fds']['errors'] or 'none'}; achieved {http['fds']['achieved_tps']} TPS; "
                     f"checkout outcomes: {http['order_status']}")
     if args.json:
