@@ -177,3 +177,19 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(backend: Back
     assert await seen(make_app(backend, trusted_proxies="127.0.0.1"), {"X-Forwarded-For": "junk"}) == "127.0.0.1"
     with pytest.raises(ValueError):
         ServiceSettings(trusted_proxies="not-a-network")
+
+
+@pytest.mark.parametrize("module", ["services.common.settings", "services.ecommerce.settings",
+                                    "services.fds.settings", "services.ml.settings", "services.admin.settings"])
+def test_every_service_setting_is_documented_in_the_readme(module: str) -> None:
+    import importlib
+    from pathlib import Path
+
+    settings_class = getattr(importlib.import_module(module), "Settings", ServiceSettings)
+    section = (Path(__file__).resolve().parents[2] / "README.md").read_text().split("### Services", 1)[1]
+    missing = []
+    for name, field in settings_class.model_fields.items():
+        aliases = [a for a in (getattr(field.validation_alias, "choices", None) or []) if a != name]
+        if not any(f"`{env}" in section for env in aliases or [f"SHOPFDS_{name.upper()}"]):
+            missing.append(name)
+    assert not missing
