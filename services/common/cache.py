@@ -10,6 +10,9 @@ paths on the embedded default and on Redis:
   it (amount history);
 - ``remember(key, member)``: add to a set and say whether the member was new (known devices).
 
+``batch(ops)`` runs several ``HitWindow`` / ``Observe`` / ``Remember`` operations at once: on
+Redis one pipeline, one round trip (the FDS's aggregates step is one call, not seven).
+
 A Redis that fails mid-run is not an outage: ``FallbackCache`` switches to the in-process store,
 logs once, and tries Redis again after ``retry_after`` seconds.
 """
@@ -19,9 +22,34 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 log = logging.getLogger("services.cache")
+
+
+@dataclass(frozen=True)
+class HitWindow:
+    key: str
+    window_s: float
+
+
+@dataclass(frozen=True)
+class Observe:
+    key: str
+    value: float
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Remember:
+    key: str
+    member: str
+    ttl: float
+
+
+Op = HitWindow | Observe | Remember
 
 
 class Cache(Protocol):
@@ -33,6 +61,7 @@ class Cache(Protocol):
     async def hit_window(self, key: str, window_s: float) -> int: ...
     async def observe(self, key: str, value: float, ttl: float) -> tuple[int, float]: ...
     async def remember(self, key: str, member: str, ttl: float) -> bool: ...
+    async def batch(self, ops: Sequence[Op]) -> list[Any]: ...
     async def close(self) -> None: ...
 
 
@@ -97,6 +126,9 @@ class MemoryCache:
         self._put(key, members, ttl)
         return new
 
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        return [await _apply(self, op) for op in ops]
+
     async def close(self) -> None:
         self._values.clear()
 
@@ -154,6 +186,42 @@ class RedisCache:
         added, _ = await pipe.execute()
         return bool(added)
 
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """All ``ops`` in one pipeline (MULTI/EXEC): one round trip, the same answers as one by one."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=True)
+        sizes = []
+        for op in ops:
+            k = self._k(op.key)
+            if isinstance(op, HitWindow):
+                pipe.zadd(k, {f"{now:.6f}:{time.perf_counter_ns()}": now})
+                pipe.zremrangebyscore(k, "-inf", now - op.window_s)
+                pipe.zcard(k)
+                pipe.expire(k, max(1, int(op.window_s) + 1))
+                sizes.append(4)
+            elif isinstance(op, Observe):
+                pipe.hincrby(k, "count", 1)
+                pipe.hincrbyfloat(k, "sum", op.value)
+                pipe.expire(k, max(1, int(op.ttl)))
+                sizes.append(3)
+            else:
+                pipe.sadd(k, op.member)
+                pipe.expire(k, max(1, int(op.ttl)))
+                sizes.append(2)
+        replies = await pipe.execute()
+        out: list[Any] = []
+        at = 0
+        for op, size in zip(ops, sizes, strict=True):
+            part = replies[at:at + size]
+            at += size
+            if isinstance(op, HitWindow):
+                out.append(int(part[2]))
+            elif isinstance(op, Observe):
+                out.append((int(part[0]) - 1, float(part[1]) - op.value))
+            else:
+                out.append(bool(part[0]))
+        return out
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -202,9 +270,21 @@ class FallbackCache:
     async def remember(self, key: str, member: str, ttl: float) -> bool:
         return bool(await self._call("remember", key, member, ttl))
 
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        result: list[Any] = await self._call("batch", ops)
+        return result
+
     async def close(self) -> None:
         await self.primary.close()
         await self.memory.close()
+
+
+async def _apply(cache: MemoryCache, op: Op) -> Any:
+    if isinstance(op, HitWindow):
+        return await cache.hit_window(op.key, op.window_s)
+    if isinstance(op, Observe):
+        return await cache.observe(op.key, op.value, op.ttl)
+    return await cache.remember(op.key, op.member, op.ttl)
 
 
 def make_cache(redis_url: str | None, prefix: str = "shopfds:") -> Cache | FallbackCache:

@@ -1,7 +1,7 @@
 """The aggregates step: what every engine needs beyond the transaction itself.
 
-Before the engines run, one round of cache calls (issued concurrently) records this
-transaction and reads back its history, with the windows of ``services.ml.features`` so that
+Before the engines run, one cache batch (one Redis round trip) records this transaction and
+reads back its history, with the windows of ``services.ml.features`` so that
 the ML engine sees the features its model was trained on:
 
 - velocity: events in the window for the user, the card (BIN + last 4), the IP and the device;
@@ -12,17 +12,16 @@ the ML engine sees the features its model was trained on:
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-from services.common.cache import Cache
+from services.common.cache import Cache, HitWindow, Observe, Op, Remember
 from services.common.money import to_krw
 from services.ml import features
 from services.ml.features import Aggregates
 
 from .schemas import Transaction
 
-# Cache calls issued at once by ``collect`` (the app opens as many connections at start).
+# Connections the app opens at start (one batch per evaluation; concurrent evaluations share them).
 AGGREGATE_CALLS = 7
 
 
@@ -61,34 +60,20 @@ async def collect(txn: Transaction, cache: Cache, history_ttl: float) -> Context
     amount_krw = to_krw(txn.amount, txn.currency)
     card = card_key(txn)
     small = amount_krw < features.SMALL_AMOUNT_KRW
-
-    async def window(kind: str, key: str | None, window_s: float) -> int:
-        if key is None:  # nothing to correlate on: this transaction is the only one
-            return 1
-        return await cache.hit_window(f"fds:v:{kind}:{key}", window_s)
-
-    async def small_on_card() -> int:
-        if card is None or not small:
-            return 0
-        return await cache.hit_window(f"fds:v:card_small:{card}", features.CARD_WINDOW)
-
-    async def new_device() -> bool:
-        if txn.device_id is None:
-            return False
-        return await cache.remember(f"fds:devices:{txn.user_id}", txn.device_id, history_ttl)
-
-    velocities = asyncio.gather(
-        window("user", txn.user_id, features.USER_WINDOW),
-        window("card", card, features.CARD_WINDOW),
-        window("ip", str(txn.ip_address), features.IP_WINDOW),
-        window("device", txn.device_id, features.DEVICE_WINDOW),
-    )
-    (user_v, card_v, ip_v, device_v), (count, total), is_new, small_v = await asyncio.gather(
-        velocities,
-        cache.observe(f"fds:history:{txn.user_id}", amount_krw, history_ttl),
-        new_device(),
-        small_on_card(),
-    )
+    # One batch (one Redis round trip): the windows, the amount history, the device set.
+    windows = [("user", txn.user_id, features.USER_WINDOW), ("card", card, features.CARD_WINDOW),
+               ("ip", str(txn.ip_address), features.IP_WINDOW), ("device", txn.device_id, features.DEVICE_WINDOW),
+               ("card_small", card if small else None, features.CARD_WINDOW)]
+    ops: list[Op] = [HitWindow(f"fds:v:{kind}:{key}", window) for kind, key, window in windows if key is not None]
+    ops.append(Observe(f"fds:history:{txn.user_id}", amount_krw, history_ttl))
+    if txn.device_id is not None:
+        ops.append(Remember(f"fds:devices:{txn.user_id}", txn.device_id, history_ttl))
+    replies = iter(await cache.batch(ops))
+    # Nothing to correlate on (no card, no device): this transaction is the only one.
+    user_v, card_v, ip_v, device_v, small_v = (next(replies) if key is not None else (0 if kind == "card_small" else 1)
+                                               for kind, key, _ in windows)
+    count, total = next(replies)
+    is_new = next(replies) if txn.device_id is not None else False
     aggregates = Aggregates(user_velocity=user_v, card_velocity=card_v, ip_velocity=ip_v,
                             device_velocity=device_v, history_count=count, history_sum_krw=total,
                             new_device=is_new)

@@ -193,3 +193,18 @@ def test_every_service_setting_is_documented_in_the_readme(module: str) -> None:
         if not any(f"`{env}" in section for env in aliases or [f"SHOPFDS_{name.upper()}"]):
             missing.append(name)
     assert not missing
+
+
+async def test_batch_answers_like_the_single_operations(backend: Backend) -> None:
+    from services.common.cache import HitWindow, Observe, Remember
+
+    app = make_app(backend)
+    async with serve(app):
+        cache = app.state.cache
+        await cache.hit_window("b:card", 60)
+        await cache.observe("b:hist", 10.0, 60)
+        first = await cache.batch([HitWindow("b:card", 60), Observe("b:hist", 5.0, 60), Remember("b:dev", "d1", 60),
+                                   HitWindow("b:other", 60)])
+        second = await cache.batch([Remember("b:dev", "d1", 60), HitWindow("b:card", 60)])
+    assert first == [2, (1, 10.0), True, 1]
+    assert second == [False, 3]
