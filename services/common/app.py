@@ -167,10 +167,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _cache(request: Request) -> Cache:
-    cache: Cache = request.app.state.cache
-    return cache
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency returning ``app.state.<name>`` (what the lifespan opened), for ``Annotated`` aliases."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = f"state_{name}"
+    return dependency
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
-CacheDep = Annotated[Cache, Depends(_cache)]
+CacheDep = Annotated[Cache, Depends(from_state("cache"))]

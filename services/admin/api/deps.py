@@ -6,24 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from services.common.app import from_state
+
 from ..settings import Settings
 from ..upstream import Upstream
-
-
-def _upstream(request: Request) -> Upstream:
-    upstream: Upstream = request.app.state.upstream
-    return upstream
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _instruments(request: Request) -> Any:
     return request.app.state.telemetry.instruments
 
 
-UpstreamDep = Annotated[Upstream, Depends(_upstream)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+UpstreamDep = Annotated[Upstream, Depends(from_state("upstream"))]
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
 InstrumentsDep = Annotated[Any, Depends(_instruments)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from services.common.app import SessionDep
+from services.common.app import SessionDep, from_state
 from services.common.security import Principal, UserDep, require_roles
 
 from ..checkout import Shop
@@ -29,17 +29,7 @@ async def _reader(request: Request,
     return principal
 
 
-def _shop(request: Request) -> Shop:
-    shop: Shop = request.app.state.shop
-    return shop
-
-
-def _products(request: Request) -> ProductCache:
-    products: ProductCache = request.app.state.product_cache
-    return products
-
-
 ShopperDep = Annotated[User, Depends(_shopper)]
 ReaderDep = Annotated[Principal, Depends(_reader)]
-ShopDep = Annotated[Shop, Depends(_shop)]
-ProductCacheDep = Annotated[ProductCache, Depends(_products)]
+ShopDep = Annotated[Shop, Depends(from_state("shop"))]
+ProductCacheDep = Annotated[ProductCache, Depends(from_state("product_cache"))]
