@@ -1,11 +1,15 @@
-"""The four services as real processes (uvicorn on 127.0.0.1), one scripted flow across them:
+"""The four services as real processes (uvicorn on 127.0.0.1) on the real PostgreSQL and Redis of
+this machine, one scripted flow across them:
 
 - every metric of SPEC.md's catalog is on the right service's ``/metrics`` with its type and labels;
-- one checkout is one connected trace ecommerce -> FDS holding the three engine spans.
+- one checkout is one connected trace ecommerce -> FDS holding the three engine spans, the HTTP
+  client span of the call, SQL statements and cache commands, and no card data anywhere in it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 import uuid
@@ -24,6 +28,8 @@ from services.common.security import service_headers
 from services.common.settings import DEFAULT_JWT_SECRET
 from shopfds.stack import Stack, run_stack
 
+from .conftest import PG_DSN, REDIS_URL
+
 _TYPES = {catalog.Kind.COUNTER: "counter", catalog.Kind.HISTOGRAM: "histogram",
           catalog.Kind.GAUGE: "gauge", catalog.Kind.UPDOWN: "gauge"}
 
@@ -31,10 +37,35 @@ _TYPES = {catalog.Kind.COUNTER: "counter", catalog.Kind.HISTOGRAM: "histogram",
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir: Path = tmp_path_factory.mktemp("stack")
+    database, prefix = f"shopfds_sys_{uuid.uuid4().hex[:10]}", f"shopfds-sys:{uuid.uuid4().hex[:8]}:"
+    _postgres(f'CREATE DATABASE "{database}"')
     # Short export delays so that spans reach the trace store within the test.
-    env = {"OTEL_BSP_SCHEDULE_DELAY": "200", "SHOPFDS_PAYMENT_FAILURE_RATE": "0"}
-    with run_stack(workdir, env=env) as running:
-        yield running
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "200", "SHOPFDS_PAYMENT_FAILURE_RATE": "0",
+           "DATABASE_URL": PG_DSN.rsplit("/", 1)[0] + f"/{database}", "REDIS_URL": REDIS_URL,
+           "SHOPFDS_CACHE_PREFIX": prefix}
+    try:
+        with run_stack(workdir, env=env) as running:
+            yield running
+    finally:
+        _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _postgres(statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+        except OSError as exc:
+            pytest.skip(f"PostgreSQL not running: {exc}") if not os.environ.get("CI") else pytest.fail(str(exc))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def _shopper(ecommerce: httpx.Client, device: str) -> dict[str, str]:
@@ -69,7 +100,8 @@ def _flow(stack: Stack) -> dict[str, Any]:
     with httpx.Client(base_url=urls["ecommerce"], timeout=10) as ecommerce, \
             httpx.Client(timeout=30) as http:
         shopper = _shopper(ecommerce, "device-1")
-        order = _checkout(ecommerce, shopper)
+        card = demo_card()
+        order = _checkout(ecommerce, shopper, card=card)
         if order["next_action"] == "verify":  # a first purchase may ask for additional authentication
             verified = ecommerce.post(f"/v1/orders/{order['order_id']}/verify", headers=shopper,
                                       json={"code": "000000"})
@@ -104,7 +136,7 @@ def _flow(stack: Stack) -> dict[str, Any]:
         assert http.post(f"{urls['ml']}/v1/ml/models/{model['version']}/deploy", headers=staff).status_code == 200
         features = {name: 0.0 for name in _features()}
         assert http.post(f"{urls['ml']}/v1/ml/score", json={"features": features}).status_code == 200
-    return order
+    return {**order, "card": card}
 
 
 def _features() -> tuple[str, ...]:
@@ -169,3 +201,19 @@ def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_sp
         while node["parent_span_id"] is not None:
             node = by_id[node["parent_span_id"]]
         assert node is checkout
+    # The call to the FDS is a client span whose child is the FDS's server span (traceparent).
+    fds_server = next(s for s in spans if s["name"] == "POST /v1/fds/evaluate")
+    client = by_id[fds_server["parent_span_id"]]
+    assert client["kind"] == "CLIENT" and client["service"] == "ecommerce"
+    # SQL statements (PostgreSQL) and cache commands (Redis) of both services, in the same trace.
+    statements = [s["attributes"]["db.statement"] for s in spans if "db.statement" in s["attributes"]]
+    assert any(st.startswith("INSERT INTO ecommerce_orders") for st in statements), statements
+    assert any(st.startswith("INSERT INTO fds_evaluations") for st in statements), statements
+    redis = [s for s in spans if s["attributes"].get("db.system") == "redis"]
+    assert {s["service"] for s in redis} == {"ecommerce", "fds"}  # product cache invalidation; aggregates
+    assert any("ZADD" in s["attributes"]["db.statement"] for s in redis if s["service"] == "fds")
+    assert all(set(s["attributes"]["db.statement"].split()) <= set(s["name"].split()) | {"?"} for s in redis)
+    # No parameter values: statements carry placeholders; no card data anywhere in the trace.
+    assert all("$1" in st or "%(" in st or "?" in st for st in statements if st.startswith(("INSERT", "UPDATE")))
+    blob = json.dumps(spans)
+    assert flowed["card"] not in blob and flowed["card"][6:12] + flowed["card"][-4:] not in blob
