@@ -66,3 +66,19 @@ def test_short_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path):
     assert "FDS P95" in result.stdout and "stopped ml, fds, ecommerce, admin" in result.stdout
     assert "still listening" not in result.stdout
     assert (tmp_path / "demo" / "report.html").stat().st_size > 1000
+
+
+def test_up_names_a_taken_port_and_starts_nothing(tmp_path):
+    import contextlib
+    import socket
+
+    from shopfds.stack import read_state
+
+    with socket.socket() as blocker:
+        with contextlib.suppress(OSError):  # already taken by something else: the same case
+            blocker.bind(("127.0.0.1", 8001))
+            blocker.listen()
+        result = runner.invoke(app, ["up", "--workdir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 1 and "port taken" in result.output and "fds :8001" in result.output
+    assert read_state(tmp_path) is None
+    assert runner.invoke(app, ["down", "--workdir", str(tmp_path)]).output.strip() == "nothing was running"
