@@ -25,6 +25,7 @@ from .evaluator import Evaluator
 from .metrics import FdsMetrics
 from .models import Base
 from .settings import Settings
+from .writer import EvaluationWriter
 
 
 def create_app(settings: Settings | None = None, *, telemetry_settings: TelemetrySettings | None = None,
@@ -50,11 +51,15 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         app.state.evaluator = Evaluator(settings, app.state.cache, app.state.telemetry.tracer, engines)
         app.state.fds_metrics = FdsMetrics(app.state.telemetry.instruments, settings.latency_window,
                                            settings.sla_seconds)
+        app.state.writer = EvaluationWriter(app.state.db, settings.write_interval_seconds, settings.write_batch,
+                                            settings.write_max_pending)
         await _restore_quality(app)
         await _warm_cache(app)
+        app.state.writer.start()
         try:
             yield
         finally:
+            await app.state.writer.close()  # before the database closes: the last rows go in
             await source.close()
             if reputation is not None:
                 await reputation.close()

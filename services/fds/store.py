@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import EvaluationRow, utcnow
@@ -29,25 +29,16 @@ async def find(session: AsyncSession, transaction_id: str) -> EvaluationRow | No
     return result.scalar_one_or_none()
 
 
-async def save(session: AsyncSession, txn: Transaction, ev: Evaluation) -> tuple[EvaluationRow, bool]:
-    """(row, created): a concurrent save of the same transaction returns the first one's row."""
-    row = EvaluationRow(
-        transaction_id=txn.transaction_id, order_id=txn.order_id, user_id=txn.user_id, amount=txn.amount,
-        currency=txn.currency, score=ev.risk_score, level=ev.risk_level, decision=ev.decision,
-        factors=ev.risk_factors, engines={k: v.model_dump() for k, v in ev.engines.items()},
-        degraded=ev.degraded, degraded_reason=ev.degraded_reason, model_version=ev.model_version,
-        duration_ms=ev.duration_ms, created_at=utcnow(),
-    )
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = await find(session, txn.transaction_id)
-        if existing is None:
-            raise
-        return existing, False
-    return row, True
+def row_values(txn: Transaction, ev: Evaluation) -> dict[str, Any]:
+    """The evaluation's row as column values (written behind by ``writer.EvaluationWriter``)."""
+    return {
+        "transaction_id": txn.transaction_id, "order_id": txn.order_id, "user_id": txn.user_id,
+        "amount": txn.amount, "currency": txn.currency, "score": ev.risk_score, "level": ev.risk_level,
+        "decision": ev.decision, "factors": list(ev.risk_factors),
+        "engines": {k: v.model_dump() for k, v in ev.engines.items()}, "degraded": ev.degraded,
+        "degraded_reason": ev.degraded_reason, "model_version": ev.model_version,
+        "duration_ms": ev.duration_ms, "created_at": utcnow(), "is_fraud": None, "labeled_at": None,
+    }
 
 
 def to_evaluation(row: EvaluationRow) -> Evaluation:

@@ -276,6 +276,22 @@ def _drive(stack: Stack) -> int:
     return int(stats["evaluations"])
 
 
+def _prime(stack: Stack, prom: str) -> None:
+    """A histogram appears on /metrics with its first observation, so Prometheus's first sample of
+    it already holds whatever happened before that scrape and rate() sees no increase. One request
+    of each kind first, scraped, then the traffic: every rate() window then has a start point."""
+    txn = {"transaction_id": f"prime-{uuid.uuid4().hex[:12]}", "order_id": "o-prime", "user_id": "u-prime",
+           "amount": 10_000, "currency": "KRW", "payment_method": "card", "ip_address": "10.9.9.9",
+           "email": "prime@example.com", "billing_country": "KR", "shipping_country": "KR"}
+    assert httpx.post(f"{stack.urls['fds']}/v1/fds/evaluate", json=txn, timeout=10).status_code == 200
+    assert httpx.get(f"{stack.urls['ecommerce']}/v1/products", timeout=10).status_code == 200
+    deadline = time.monotonic() + 15
+    wanted = 'count(fds_evaluation_duration_seconds_count) + count(ecommerce_http_request_duration_seconds_count)'
+    while time.monotonic() < deadline and not _query(prom, wanted):
+        time.sleep(0.3)
+    time.sleep(1.2)  # and one more scrape, before the traffic
+
+
 def _query(prom: str, expr: str, **params: Any) -> Any:
     body = httpx.get(f"{prom}/api/v1/query", params={"query": expr, **params}, timeout=10).json()
     assert body["status"] == "success", body
@@ -295,6 +311,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stack,
     with run_stack(workdir, env=env) as stack, \
             prometheus(list(stack.urls.values()), workdir / "prometheus") as prom:
         start = time.time()
+        _prime(stack, prom)
         evaluations = _drive(stack)
         # Ingested, not merely sent: wait (bounded) until Prometheus counts every evaluation.
         deadline = time.monotonic() + 20

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.common.app import SessionDep
 from services.common.security import StaffDep
 
 from ... import store
 from ...schemas import ReviewList
+from ..deps import FlushedSessionDep as SessionDep
 
 router = APIRouter(prefix="/v1/fds", tags=["reviews"])
 

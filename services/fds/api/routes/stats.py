@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from services.common.app import SessionDep
 from services.common.security import StaffDep
 
 from ... import store
 from ...aggregator import DECISION_OF_LEVEL
 from ...metrics import quality
 from ...schemas import Stats
+from ..deps import FlushedSessionDep as SessionDep
 
 router = APIRouter(prefix="/v1/fds", tags=["stats"])
 LEVELS = tuple(DECISION_OF_LEVEL)

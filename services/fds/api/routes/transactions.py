@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
-from services.common.app import SessionDep
 from services.common.security import StaffDep
 
 from ... import store
 from ...models import EvaluationRow
 from ...schemas import Feedback, FeedbackResult, StoredEvaluation
+from ..deps import FlushedSessionDep as SessionDep
 
 router = APIRouter(prefix="/v1/fds/transactions", tags=["transactions"])
 TransactionId = Annotated[str, Path(min_length=1, max_length=64)]

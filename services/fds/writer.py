@@ -1,0 +1,126 @@
+"""Write-behind of evaluations: the answer goes back at once, the row follows within milliseconds.
+
+An evaluation's INSERT and COMMIT were the largest part of ``POST /v1/fds/evaluate`` after the
+engines themselves. Rows now wait in memory and are inserted in batches, one transaction each,
+every ``SHOPFDS_WRITE_INTERVAL_SECONDS`` or as soon as ``SHOPFDS_WRITE_BATCH`` rows are waiting,
+and at shutdown. What that keeps:
+
+- read-your-writes: every route that reads evaluations flushes first (``FlushedSessionDep``), so a
+  label, a review or the stats always see the evaluations already answered;
+- once only: a retry of a transaction still waiting, or in flight, gets the first answer; two
+  concurrent calls for the same transaction in one process share one evaluation; the unique key
+  (``ON CONFLICT DO NOTHING``) keeps a second process's duplicate out of the table;
+- nothing silently lost: a failed batch stays queued and is retried (logged and sent to Sentry);
+  only past ``SHOPFDS_WRITE_MAX_PENDING`` waiting rows are new ones refused a place (counted).
+  A crash loses at most one interval of rows, whose decisions the callers already hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+import otel_setup
+from services.common.db import Database
+
+from .models import EvaluationRow
+from .schemas import Evaluation
+
+log = logging.getLogger("services.fds.writer")
+
+
+class EvaluationWriter:
+    def __init__(self, db: Database, interval: float, batch: int, max_pending: int) -> None:
+        self.db = db
+        self.interval = interval
+        self.batch = batch
+        self.max_pending = max_pending
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.in_flight: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, asyncio.Future[Evaluation]] = {}
+        self.refused = 0
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- one evaluation per transaction ------------------------------------------------
+    def waiting(self, transaction_id: str) -> dict[str, Any] | None:
+        """The row of a transaction answered but not yet in the table, if any."""
+        return self.pending.get(transaction_id) or self.in_flight.get(transaction_id)
+
+    def claim(self, transaction_id: str) -> asyncio.Future[Evaluation] | None:
+        """None: the caller evaluates (and must ``settle``); else the future of the running one."""
+        running = self.running.get(transaction_id)
+        if running is not None:
+            return running
+        self.running[transaction_id] = asyncio.get_running_loop().create_future()
+        return None
+
+    def settle(self, transaction_id: str, evaluation: Evaluation | None, error: BaseException | None = None) -> None:
+        future = self.running.pop(transaction_id, None)
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+            future.exception()  # retrieved: a claim nobody waits on must not warn
+        else:
+            future.set_result(evaluation)  # type: ignore[arg-type]
+
+    def add(self, values: dict[str, Any]) -> bool:
+        if len(self.pending) >= self.max_pending:
+            self.refused += 1
+            log.error("evaluation write queue full (%d rows): row of %s not stored", self.max_pending,
+                      values["transaction_id"])
+            return False
+        self.pending[values["transaction_id"]] = values
+        if len(self.pending) >= self.batch:
+            self._wake.set()
+        return True
+
+    # -- batches -------------------------------------------------------------------------
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self.pending:
+                return
+            self.in_flight, self.pending = self.pending, {}
+            rows = list(self.in_flight.values())
+            try:
+                async with self.db.sessions() as session:
+                    await session.execute(self._insert(), rows)
+                    await session.commit()
+            except Exception as exc:
+                self.pending = {**self.in_flight, **self.pending}  # kept, retried next time
+                log.warning("evaluation batch of %d rows not written (%s); retrying", len(rows), type(exc).__name__)
+                otel_setup.capture_exception_with_context(exc, component="fds-writer", rows=len(rows))
+                raise
+            finally:
+                self.in_flight = {}
+
+    def _insert(self) -> Any:
+        dialect = postgresql if self.db.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(EvaluationRow.__table__).on_conflict_do_nothing(index_elements=["transaction_id"])
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            with contextlib.suppress(Exception):  # logged in flush; the rows stay queued
+                await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="fds-evaluation-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
+        if self.pending:
+            log.error("%d evaluations not written at shutdown", len(self.pending))
