@@ -221,3 +221,21 @@ def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_sp
     assert all("$1" in st or "%(" in st or "?" in st for st in statements if st.startswith(("INSERT", "UPDATE")))
     blob = json.dumps(spans)
     assert flowed["card"] not in blob and flowed["card"][6:12] + flowed["card"][-4:] not in blob
+
+
+@pytest.mark.parametrize("service", ["ecommerce", "fds", "ml", "admin"])
+def test_promtool_finds_no_problem_in_metrics(stack: Stack, flowed: dict[str, Any], service: str) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("promtool not installed")
+    body = httpx.get(f"{stack.urls[service]}/metrics", timeout=10).text  # the Prometheus text format
+    checked = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True,
+                             timeout=30, check=False)
+    # The seed names one gauge fds_evaluation_latency_summary and gives it a quantile label
+    # (SPEC.md: "summary-style quantiles"); promtool's lint objects to both, and only to that.
+    problems = [line for line in (checked.stdout + checked.stderr).splitlines()
+                if line.strip() and not line.startswith("fds_evaluation_latency_summary ")]
+    assert not problems, problems
