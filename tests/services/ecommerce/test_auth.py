@@ -65,3 +65,19 @@ async def test_active_users_counts_distinct_shoppers_in_window(backend: Backend,
         app.state.active_users.window_s = 0.0
         assert app.state.active_users.refresh() == 0
         assert [s.value for s in samples(app.state.telemetry, "ecommerce_active_users")] == [0]
+
+
+async def test_failed_logins_are_limited_per_account(backend: Backend, tmp_path: Path) -> None:
+    app = make_app(backend, tmp_path, login_attempts_per_minute=3)
+    async with serve(app) as client:
+        await shopper(client, "limited@example.com")
+        wrong = [await client.post("/v1/auth/login", json={"email": "limited@example.com", "password": "wrong-pass"})
+                 for _ in range(4)]
+        right_but_locked = await client.post("/v1/auth/login",
+                                             json={"email": "limited@example.com", "password": "s3cret-pass"})
+        other_account = await client.post("/v1/auth/login", json={"email": "other@example.com", "password": "x" * 8})
+    assert [r.status_code for r in wrong] == [401, 401, 401, 429]
+    assert right_but_locked.status_code == 429 and int(right_but_locked.headers["Retry-After"]) > 0
+    assert other_account.status_code == 429  # the same client address is locked too
+    failed = counter(samples(app.state.telemetry, "ecommerce_user_logins"), result="failed")
+    assert failed == 6

@@ -6,7 +6,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.common.app import SessionDep
+from services.common.app import CacheDep, SessionDep
+from services.common.client_ip import client_ip
+from services.common.login_guard import LoginGuard
 from services.common.security import hash_password, issue_token, verify_password
 
 from ...models import User
@@ -31,8 +33,17 @@ async def register(body: RegisterIn, request: Request, session: SessionDep) -> R
     return RegisterOut(user_id=user.id, email=user.email)
 
 
-@router.post("/login")
-async def login(body: LoginIn, request: Request, session: SessionDep) -> TokenOut:
+@router.post("/login", responses={429: {"description": "too many failed attempts for this account or address"}})
+async def login(body: LoginIn, request: Request, session: SessionDep,
+                cache: CacheDep) -> TokenOut:
+    settings = request.app.state.settings
+    guard = LoginGuard(cache, settings.login_attempts_per_minute, body.email.lower(), client_ip(request),
+                       scope="shop")
+    wait = await guard.retry_after()
+    if wait:
+        request.app.state.metrics.login(False)
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; try again later",
+                            headers={"Retry-After": str(wait)})
     user = await session.scalar(select(User).where(User.email == body.email.lower()))
     # Unknown e-mails cost one argon2 check too, so timing does not tell which e-mails exist.
     ok = await verify_password(user.password_hash if user else await _dummy_hash(), body.password)
@@ -40,7 +51,7 @@ async def login(body: LoginIn, request: Request, session: SessionDep) -> TokenOu
     if not ok or user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail or password",
                             headers={"WWW-Authenticate": "Bearer"})
-    settings = request.app.state.settings
+    await guard.succeeded()
     request.app.state.active_users.seen(user.id)
     return TokenOut(access_token=issue_token(settings.jwt_secret, user.id, "user", settings.jwt_ttl_seconds),
                     user_id=user.id)
