@@ -11,10 +11,16 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, UpDownCounter
-from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from .guard import warn_once
+from .guard import STATS, warn_once
 from .settings import TelemetrySettings
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
@@ -23,6 +29,32 @@ _CUMULATIVE: dict[type, AggregationTemporality] = {
     Histogram: AggregationTemporality.CUMULATIVE,
     ObservableCounter: AggregationTemporality.CUMULATIVE,
 }
+
+
+class CountingMetricExporter(MetricExporter):
+    """Counts failed metric exports (``otel_setup_export_failures_total{exporter="otlp-metrics"}``):
+    a collector that refuses or times out shows on ``/metrics`` instead of only in a log line."""
+
+    def __init__(self, inner: MetricExporter, name: str) -> None:
+        super().__init__(preferred_temporality=inner._preferred_temporality,
+                         preferred_aggregation=inner._preferred_aggregation)
+        self.inner = inner
+        self.name = name
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:
+            result = MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
@@ -123,6 +155,6 @@ def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:
                                       compression=Compression.Gzip,
                                       preferred_temporality=_CUMULATIVE)
     return PeriodicExportingMetricReader(
-        exporter, export_interval_millis=s.metric_export_interval_ms,
+        CountingMetricExporter(exporter, "otlp-metrics"), export_interval_millis=s.metric_export_interval_ms,
         export_timeout_millis=s.otlp_timeout_s * 1000,
     )

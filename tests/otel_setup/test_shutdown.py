@@ -69,3 +69,12 @@ async def test_dead_collector_and_sentry_do_not_break_requests_or_shutdown(make_
     elapsed = time.monotonic() - started
     assert elapsed <= telemetry.settings.shutdown_timeout + 1.0, f"shutdown took {elapsed:.1f}s"
     assert STATS.total("otel_setup_export_failures_total", exporter="otlp") > failures_before
+
+
+def test_failed_metric_exports_are_counted(make_telemetry):
+    telemetry, _ = make_telemetry("ecommerce", otlp_endpoint=f"http://127.0.0.1:{free_port()}",
+                                  metric_export_interval_ms=60_000, otlp_timeout_s=1)
+    before = STATS.total("otel_setup_export_failures_total", exporter="otlp-metrics")
+    telemetry.instruments["ecommerce_user_registrations_total"].add(1)
+    telemetry.meter_provider.force_flush(timeout_millis=5_000)  # one export, refused
+    assert STATS.total("otel_setup_export_failures_total", exporter="otlp-metrics") == before + 1
