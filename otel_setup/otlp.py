@@ -7,6 +7,7 @@ a per-signal endpoint is used as is. Malformed headers are reported once and ign
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -100,16 +101,38 @@ def _options(s: TelemetrySettings, signal: str) -> tuple[str, str | None, dict[s
     return protocol, _endpoint(s, signal, protocol), headers
 
 
-def span_exporter(s: TelemetrySettings) -> SpanExporter:
-    protocol, endpoint, headers = _options(s, "traces")
-    if endpoint is None:
-        raise ValueError("no usable OTLP traces endpoint")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+_PROTO = "opentelemetry.exporter.otlp.proto"
+# (gRPC class, HTTP class) per signal, imported only when used (gRPC is slow to import).
+_CLASSES = {
+    "traces": (f"{_PROTO}.grpc.trace_exporter:OTLPSpanExporter", f"{_PROTO}.http.trace_exporter:OTLPSpanExporter"),
+    "metrics": (f"{_PROTO}.grpc.metric_exporter:OTLPMetricExporter",
+                f"{_PROTO}.http.metric_exporter:OTLPMetricExporter"),
+    "logs": (f"{_PROTO}.grpc._log_exporter:OTLPLogExporter", f"{_PROTO}.http._log_exporter:OTLPLogExporter"),
+}
 
-        return Grpc(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
-                    insecure=endpoint.startswith("http://"))
-    return http_span_exporter(endpoint, headers, s.otlp_timeout_s)
+
+def _exporter(s: TelemetrySettings, signal: str, **extra: Any) -> Any:
+    """The OTLP exporter of ``signal`` for the configured protocol, endpoint, headers and timeout."""
+    protocol, endpoint, headers = _options(s, signal)
+    if endpoint is None:
+        raise ValueError(f"no usable OTLP {signal} endpoint")
+    grpc, http = _CLASSES[signal]
+    common: dict[str, Any] = {"endpoint": endpoint, "headers": headers, "timeout": s.otlp_timeout_s, **extra}
+    if protocol == "grpc":
+        return _load(grpc)(insecure=endpoint.startswith("http://"), **common)
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    return _load(http)(compression=Compression.Gzip, **common)
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def span_exporter(s: TelemetrySettings) -> SpanExporter:
+    exporter: SpanExporter = _exporter(s, "traces")
+    return exporter
 
 
 def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -> SpanExporter:
@@ -122,38 +145,11 @@ def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -
 
 def log_exporter(s: TelemetrySettings) -> Any:
     """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC)."""
-    protocol, endpoint, headers = _options(s, "logs")
-    if endpoint is None:
-        raise ValueError("no usable OTLP logs endpoint")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
-
-        return GrpcLogs(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
-                        insecure=endpoint.startswith("http://"))
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-    return OTLPLogExporter(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
-                           compression=Compression.Gzip)
+    return _exporter(s, "logs")
 
 
 def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:
-    protocol, endpoint, headers = _options(s, "metrics")
-    if endpoint is None:
-        raise ValueError("no usable OTLP metrics endpoint")
-    exporter: Any
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
-
-        exporter = G(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
-                     insecure=endpoint.startswith("http://"), preferred_temporality=_CUMULATIVE)
-    else:
-        from opentelemetry.exporter.otlp.proto.http import Compression
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-        exporter = OTLPMetricExporter(endpoint=endpoint, headers=headers, timeout=s.otlp_timeout_s,
-                                      compression=Compression.Gzip,
-                                      preferred_temporality=_CUMULATIVE)
+    exporter = _exporter(s, "metrics", preferred_temporality=_CUMULATIVE)
     return PeriodicExportingMetricReader(
         CountingMetricExporter(exporter, "otlp-metrics"), export_interval_millis=s.metric_export_interval_ms,
         export_timeout_millis=s.otlp_timeout_s * 1000,
