@@ -25,7 +25,7 @@ from rich.console import Console
 from otel_setup.trace_store import find_trace
 
 from .load.runner import Fault, run_load
-from .report import collect
+from .report import ExemplarLink, collect
 from .report.console import print_report
 from .report.html import write_html
 from .stack import SEED_PORTS, down, port_in_use, up
@@ -60,7 +60,7 @@ def run_demo(duration: float, tps: float, fault: str | None, workdir: Path, cons
         console.print(f"stopped {', '.join(stopped)}" + (f"; [red]still listening: {busy}[/]" if busy else ""))
 
 
-def _follow_slowest(exemplars: list, workdir: Path, console: Console) -> None:  # type: ignore[type-arg]
+def _follow_slowest(exemplars: list[ExemplarLink], workdir: Path, console: Console) -> None:
     found = [e for e in exemplars if e.in_store]
     if not found:
         console.print("[yellow]no exemplar trace in the local store to follow[/]")

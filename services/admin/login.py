@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import hmac
 
-from services.common.login_guard import WINDOW_SECONDS, LoginGuard
 from services.common.security import verify_password
-
-__all__ = ["WINDOW_SECONDS", "LoginGuard", "credentials_ok"]
 
 
 async def credentials_ok(username: str, password: str, expected_username: str, password_hash: str) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from services.common.app import CacheDep
+from services.common.login_guard import LoginGuard
 from services.common.security import issue_token
 
-from ...login import LoginGuard, credentials_ok
+from ...login import credentials_ok
 from ...schemas import Login, Token
 from ..deps import InstrumentsDep, SettingsDep
 
