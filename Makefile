@@ -17,7 +17,7 @@ prometheus:
 	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
-	    && (systemctl stop prometheus prometheus-alertmanager 2>/dev/null; pkill -x prometheus 2>/dev/null; pkill -f prometheus-alertmanager 2>/dev/null; true); \
+	    && (systemctl stop prometheus prometheus-alertmanager 2>/dev/null; pkill -x prometheus 2>/dev/null; pkill -x prometheus-aler 2>/dev/null; true); \
 	  else echo "prometheus not installed and apt-get unavailable: Prometheus tests will be skipped"; fi; \
 	fi
 
