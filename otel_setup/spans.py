@@ -5,7 +5,9 @@
   exemplar pointing at that span, so services only create spans (what the collector's
   spanmetrics connector would do, done in-process so the embedded default has it too).
 - :class:`ScrubbingExporter` masks PII in attributes, events (exception messages and stack
-  traces) and status descriptions before any exporter sees a span.
+  traces) and status descriptions before any exporter sees a span. Query texts (``db.statement``,
+  ``db.query.text``) are templates with placeholders, the same few dozen strings over and over:
+  their scrubbed form is remembered (bounded) instead of running every pattern on every SQL span.
 - :class:`CountingExporter` and :class:`CountingBatchProcessor` count what was exported,
   what failed and what was dropped from a full queue.
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import trace
@@ -58,8 +61,23 @@ class EngineMetricsProcessor(SpanProcessor):
         return True
 
 
+_TEMPLATE_KEYS = ("db.statement", "db.query.text")
+_TEMPLATE_MAX_CHARS = 4096
+
+
+@lru_cache(maxsize=512)
+def _scrub_template(text: str) -> str:
+    return scrub_text(text)
+
+
 def _scrub_attrs(attributes: Any) -> Any:
-    return scrub_mapping(attributes) if attributes else attributes
+    if not attributes:
+        return attributes
+    templates = {key: _scrub_template(value) for key in _TEMPLATE_KEYS
+                 if isinstance(value := attributes.get(key), str) and len(value) <= _TEMPLATE_MAX_CHARS}
+    if not templates:
+        return scrub_mapping(attributes)
+    return {**scrub_mapping({k: v for k, v in attributes.items() if k not in templates}), **templates}
 
 
 def scrub_span(span: ReadableSpan) -> ReadableSpan:

@@ -66,3 +66,41 @@ def test_scrubbing_twice_changes_nothing_more():
     once = scrub_mapping(data)
     assert scrub_mapping(once) == once
     assert once["card_number"] == "411111******1111"
+
+
+def test_url_encoded_emails_and_cards_as_query_strings_and_access_logs_carry_them():
+    # Found by tests/reliability/test_pii_everywhere.py: uvicorn's access log line and the
+    # server span's http.url hold the raw query string.
+    line = '"GET /v1/products?mail=jane.doe%40example.com&pan=4111+1111+1111+1111&q=41111111%2011111111 HTTP/1.1"'
+    out = scrub_text(line)
+    assert "jane.doe" not in out and "j***@example.com" in out
+    assert out.count("411111******1111") == 2 and "1111+1111" not in out
+
+
+def test_password_hashes_quoted_by_a_database_error_are_replaced():
+    # A failed INSERT INTO users quotes its parameters, the argon2 hash among them.
+    argon = "$argon2id$v=19$m=19456,t=2,p=1$FhkI3n1rk44RQxDUXsFCQA$9/x/FlOy3HsW80D3pni1n6KFI+NBsgiNkMw2r5FHBnE"
+    bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+    out = scrub_text(f"[parameters: ('u1', 'jane@example.com', '{argon}')] and {bcrypt}")
+    assert "argon2id" not in out and "$2b$" not in out and out.count(FILTERED) == 2
+    assert scrub_mapping({"password_hash": "opaque", "hashed_password": "opaque"}) == {
+        "password_hash": FILTERED, "hashed_password": FILTERED}
+    assert scrub_text("SELECT id FROM users WHERE id = $1::VARCHAR") == "SELECT id FROM users WHERE id = $1::VARCHAR"
+
+
+def test_query_texts_are_scrubbed_every_time_and_other_attributes_too() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_setup.spans import scrub_span
+
+    tracer = TracerProvider().get_tracer("test")
+    statement = f"SELECT * FROM orders WHERE card = '{CARD}' AND email = 'jane.doe@example.com'"
+    for user in ("a", "b"):  # the second span's query text comes from the remembered template
+        with tracer.start_as_current_span("SELECT") as span:
+            span.set_attribute("db.statement", statement)
+            span.set_attribute("enduser.id", f"{user}.doe@example.com")
+        clean = scrub_span(span)  # type: ignore[arg-type]
+        assert clean.attributes is not None
+        assert clean.attributes["db.statement"] == (
+            "SELECT * FROM orders WHERE card = '411111******1111' AND email = 'j***@example.com'")
+        assert clean.attributes["enduser.id"] == f"{user}***@example.com"
