@@ -26,6 +26,7 @@ from .catalog import UNMATCHED_ROUTE
 from .exposition import render
 from .guard import guard, report_failure
 from .metrics import record_http_request
+from .metrics_server import CHALLENGE, authorized
 
 
 def route_template(scope: Scope) -> str:
@@ -107,7 +108,13 @@ class TelemetryMiddleware:
 
 
 def metrics_endpoint(telemetry: Any) -> Any:
+    secret = telemetry.settings.metrics_token
+    token = secret.get_secret_value() if secret else None
+
     async def metrics(request: Request) -> Response:
+        if not authorized(request.headers.get("authorization"), token):
+            return Response(b"unauthorized\n", status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": CHALLENGE})
         body, content_type = await run_in_threadpool(
             render, telemetry.registry, request.headers.get("accept")
         )
@@ -118,7 +125,7 @@ def metrics_endpoint(telemetry: Any) -> Any:
 
 def instrument(app: Any, telemetry: Any) -> None:
     settings = telemetry.settings
-    if settings.metrics_path:
+    if settings.metrics_path and not settings.metrics_port:  # else on its own port (metrics_server)
         app.add_route(settings.metrics_path, metrics_endpoint(telemetry), include_in_schema=False)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     if not telemetry.enabled:

@@ -2,14 +2,17 @@
 attributes and span events (exception messages and stack traces), log records.
 
 What is removed and why:
-- Card numbers (13-19 digits passing the Luhn check, spaces or dashes allowed) keep the BIN and
-  the last four digits only (PCI DSS 3.4 allows showing at most those).
+- Card numbers (13-19 digits passing the Luhn check, spaces or dashes allowed, also URL-encoded
+  as ``+`` or ``%20``) keep the BIN and the last four digits only (PCI DSS 3.4 allows showing at
+  most those).
 - Values of sensitive keys (CVV, passwords, tokens, ``Authorization``, cookies, secrets) are
   replaced, whether the key is a mapping key or appears in a string (``cvv=123``,
   ``"password": "..."``) such as a raw request body in a frame's local variables.
-- JWTs and bearer tokens anywhere in text are replaced.
-- E-mail addresses keep their first character and domain (``j***@example.com``); the domain is
-  a fraud signal (disposable providers), the local part identifies a person.
+- JWTs, bearer tokens and password hashes (argon2, bcrypt, pbkdf2, scrypt: a database error
+  quotes them with its statement's parameters) anywhere in text are replaced.
+- E-mail addresses, also URL-encoded (``%40``, as in query strings and access log lines), keep
+  their first character and domain (``j***@example.com``); the domain is a fraud signal
+  (disposable providers), the local part identifies a person.
 """
 
 from __future__ import annotations
@@ -45,13 +48,18 @@ _KV_QUOTED = re.compile(
 _KV_BARE = re.compile(
     rf"(?i)((?:{_KEY_WORDS})\s*[:=]\s*)((?:bearer|basic)\s+)?([^\s\"'\\,&;}}\]]+)"
 )
-_CARD = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w])")
-_EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
+_CARD_SEPARATOR = r"[ +-]|%20"
+_CARD = re.compile(rf"(?<![\w.])(?:\d(?:{_CARD_SEPARATOR})?){{12,18}}\d(?![\w])")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+)
+_PASSWORD_HASH = re.compile(r"\$(?:argon2(?:id|i|d)|2[abxy]|pbkdf2(?:-sha\d+)?|scrypt)\$[\w$=,+/.-]+")
 _JWT = re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]{8,}=*")
-# Cheap pre-check: text that has no digit run, '@', "eyJ" and no sensitive key word cannot match
-# any rule above; URLs, hosts and routes skip the six patterns.
-_MAYBE = re.compile(rf"\d{{3}}|@|eyJ|bearer|basic|{_KEY_WORDS}", re.IGNORECASE)
+# Cheap pre-check: text that has no digit run, '@', "eyJ", hash prefix and no sensitive key word
+# cannot match any rule above; URLs, hosts, routes and SQL statements skip the seven patterns.
+_MAYBE = re.compile(rf"\d{{3}}|@|%40|eyJ|\$(?:argon2|2[abxy]\$|pbkdf2|scrypt)|bearer|basic|{_KEY_WORDS}",
+                    re.IGNORECASE)
 
 
 def _normal_key(key: str) -> str:
@@ -76,7 +84,7 @@ def mask_card(digits: str) -> str:
 
 
 def _card_sub(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
+    digits = re.sub(_CARD_SEPARATOR, "", match.group(0))
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return mask_card(digits)
     return match.group(0)
@@ -89,6 +97,7 @@ def scrub_text(text: str) -> str:
     text = _KV_QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}{m.group(4)}", text)
     text = _KV_BARE.sub(lambda m: f"{m.group(1)}{FILTERED}", text)
     text = _JWT.sub(FILTERED, text)
+    text = _PASSWORD_HASH.sub(FILTERED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
     text = _CARD.sub(_card_sub, text)
     return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
@@ -96,7 +105,9 @@ def scrub_text(text: str) -> str:
 
 def is_sensitive_key(key: str) -> bool:
     normal = _normal_key(key)
-    return normal in _DENY_KEYS or normal.endswith(("password", "token", "secret", "cvv", "cvc"))
+    # "password" anywhere: password_hash, hashed_password, password_confirmation...
+    return (normal in _DENY_KEYS or "password" in normal
+            or normal.endswith(("token", "secret", "cvv", "cvc")))
 
 
 def scrub_value(value: Any, depth: int = 0) -> Any:

@@ -15,7 +15,7 @@ import os
 from importlib import metadata
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _log = logging.getLogger("otel_setup")
@@ -102,6 +102,11 @@ class TelemetrySettings(BaseSettings):
     trace_store_dir: str = ".shopfds/traces"
     trace_store_max_mb: float = Field(64.0, gt=0)
     metrics_path: str = "/metrics"
+    # /metrics access (see metrics_server): a bearer token, and/or a listener of its own instead
+    # of the public app. Unset, /metrics stays an open route of the app.
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     metric_cardinality_limit: int = Field(500, ge=10)
     excluded_urls: str = "/metrics,/health"
     shutdown_timeout: float = Field(5.0, gt=0)

@@ -3,8 +3,9 @@
 What is enabled depends only on the environment (see ``settings``):
 
 - always: a tracer provider (sampling by environment), a meter provider whose metrics are
-  served on the app's ``/metrics`` with exemplars, the FDS engine span processor, and the local
-  trace store so any exemplar's trace id can be looked up;
+  served on the app's ``/metrics`` with exemplars (or on an internal port, behind a token:
+  ``metrics_server``), the FDS engine span processor, and the local trace store so any
+  exemplar's trace id can be looked up;
 - an OTLP endpoint: traces and metrics (with exemplars) also go to that collector;
 - ``SENTRY_DSN``: errors to Sentry linked to the active trace; sampled traces to Sentry's OTLP
   endpoint unless a collector is set (the collector forwards them then).
@@ -40,6 +41,7 @@ from . import catalog, dependencies, logs, sampling
 from .exposition import PullReader, make_registry
 from .guard import guard, log
 from .instruments import Instruments, views
+from .metrics_server import MetricsServer
 from .settings import TelemetrySettings, load_settings
 from .spans import CountingBatchProcessor, CountingExporter, EngineMetricsProcessor, ScrubbingExporter
 from .trace_store import TraceStoreExporter
@@ -68,6 +70,7 @@ class Telemetry:
         self._apps: list[Any] = []
         self._closed = False
         self.sentry_enabled = False
+        self.metrics_server = self._metrics_listener()
         if self.enabled:
             self._build_providers()
         meter = self.meter_provider.get_meter("otel_setup", settings.service_version)
@@ -140,6 +143,19 @@ class Telemetry:
         self.span_exporters[name] = exporter
         self.tracer_provider.add_span_processor(processor)
 
+    def _metrics_listener(self) -> MetricsServer | None:
+        """``/metrics`` on ``SHOPFDS_METRICS_PORT``, when set (the app then has no ``/metrics``)."""
+        s = self.settings
+        if not (s.metrics_port and s.metrics_path):
+            return None
+        token = s.metrics_token.get_secret_value() if s.metrics_token else None
+        try:
+            return MetricsServer(self.registry, s.metrics_host, s.metrics_port, s.metrics_path, token)
+        except OSError as exc:  # port taken: not served anywhere rather than on the public app
+            log.warning("cannot serve %s on %s:%s (%s); metrics are not served", s.metrics_path,
+                        s.metrics_host, s.metrics_port, exc)
+            return None
+
     # -- use --------------------------------------------------------------------------------
     def instrument_app(self, app: Any) -> None:
         """Add tracing, HTTP metrics, error capture and ``/metrics`` to a FastAPI app, once."""
@@ -167,6 +183,9 @@ class Telemetry:
                 _active = None
                 logs.teardown_logging()
             dependencies.uninstrument(self)
+            if self.metrics_server is not None:
+                with guard("metrics-listener"):
+                    self.metrics_server.close()
         if not self.enabled and not self.sentry_enabled:
             return
         deadline = time.monotonic() + self.settings.shutdown_timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -81,8 +82,10 @@ def wait_scraped(prom: str, expected: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def prometheus(targets: list[str], workdir: Path, interval: str = "1s") -> Iterator[str]:
-    """A Prometheus with exemplar storage scraping ``targets`` (needs the binary)."""
+def prometheus(targets: list[str], workdir: Path, interval: str = "1s",
+               token: str | None = None) -> Iterator[str]:
+    """A Prometheus with exemplar storage scraping ``targets`` (needs the binary), sending
+    ``token`` as a bearer token when given (``SHOPFDS_METRICS_TOKEN``)."""
     binary = prometheus_binary()
     if binary is None:
         raise FileNotFoundError("prometheus binary not found")
@@ -96,6 +99,7 @@ def prometheus(targets: list[str], workdir: Path, interval: str = "1s") -> Itera
         "scrape_configs:\n"
         "  - job_name: shopfds\n"
         f"    static_configs: [{{targets: [{hosts}]}}]\n"
+        + (f"    authorization: {{credentials: {json.dumps(token)}}}\n" if token else "")
     )
     with (workdir / "prometheus.log").open("wb") as out:
         proc = subprocess.Popen(

@@ -12,9 +12,9 @@ from shopfds.procs import free_port, uvicorn_app, wait_http
 __all__ = ["free_port", "prometheus", "uvicorn_app", "wait_http"]
 
 
-def prometheus(targets, workdir, interval="1s"):
+def prometheus(targets, workdir, interval="1s", token=None):
     if procs.prometheus_binary() is None:
         if os.environ.get("CI"):
             pytest.fail("prometheus is not installed (make test installs it with apt-get)")
         pytest.skip("prometheus binary not installed")
-    return procs.prometheus(targets, workdir, interval)
+    return procs.prometheus(targets, workdir, interval, token)
