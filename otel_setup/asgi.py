@@ -5,7 +5,8 @@ The contrib FastAPI instrumentation makes the server span (without the per-messa
 middleware sits inside that span, so:
 
 - HTTP metrics carry the route template (``/v1/products/{product_id}``), never the raw path;
-  unmatched routes collapse to ``unmatched``; exemplars point at the server span.
+  unmatched routes collapse to ``unmatched``, unknown methods to ``_OTHER``; exemplars point at
+  the server span.
 - An unhandled exception is sent to Sentry *inside* the server span, so the Sentry event's
   trace id is the OTel trace id (Sentry's own ASGI capture point lies outside that span and is
   disabled in ``sentry.py``).
@@ -27,6 +28,12 @@ from .exposition import render
 from .guard import guard, report_failure
 from .metrics import record_http_request
 from .metrics_server import CHALLENGE, authorized
+
+
+# A client may send any token as the method: unknown ones share one label value (the OTel HTTP
+# semantic conventions' "_OTHER"), or each would be a new series and a new in-progress gauge.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER_METHOD = "_OTHER"
 
 
 def route_template(scope: Scope) -> str:
@@ -70,7 +77,7 @@ class TelemetryMiddleware:
         if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in HTTP_METHODS else OTHER_METHOD
         status = 500
         raised = False
         start = time.perf_counter()

@@ -6,8 +6,10 @@ It wires, once and the same way for all four services:
 - the database and cache on ``app.state`` (opened and closed by the lifespan);
 - ``GET /health`` (database and cache checked for real);
 - errors: validation -> 422 with field errors and *without* the rejected input echoed back (it
-  may hold a card number); database unreachable -> 503; body too large -> 413; any other
+  may hold a card number); a value the database refuses (SQLSTATE class 22, such as a NUL
+  character for PostgreSQL) -> 422; database unreachable -> 503; body too large -> 413; any other
   exception -> 500 with no details (and it is captured to Sentry inside the server span).
+  ``services.common.openapi`` documents these answers on every operation.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import otel_setup
@@ -33,6 +36,7 @@ from .cache import Cache, make_cache
 from .db import Database
 from .faults import Faults
 from .faults import router as faults_router
+from .openapi import document_errors
 from .settings import ServiceSettings
 
 Hook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -63,6 +67,7 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
             await app.state.db.dispose()
 
     app = FastAPI(title=title, version=_version(), lifespan=lifespan)
+    document_errors(app)
     app.state.settings = settings
     app.state.service = name
     app.state.faults = Faults()
@@ -100,17 +105,32 @@ def _version() -> str:
     return _package_version()
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
               for e in exc.errors()]
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not content_type.endswith(("/json", "+json")):
+        # FastAPI does not parse a JSON body sent as text/plain or a form: say what it expects.
+        for error in errors:
+            if error["loc"] == ["body"] and error["type"] == "model_attributes_type":
+                error["msg"] = "expected a JSON object sent with Content-Type: application/json"
     return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith("22"):
+        # SQLSTATE class 22 "data exception": the request held a value the database cannot store
+        # or compare (PostgreSQL refuses the NUL character in text). The client's error, not an outage.
+        error = {"loc": [], "msg": "a value the database cannot store (such as a NUL character)", "type": "value_error"}
+        return JSONResponse({"detail": [error]}, status_code=422)
     otel_setup.capture_exception_with_context(exc, component="database")
     return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503,
                         headers={"Retry-After": "5"})
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
 
 
 class BodyLimitMiddleware:
@@ -136,7 +156,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         try:
@@ -145,12 +165,20 @@ class BodyLimitMiddleware:
             await _too_large(send, self.max_bytes)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body reading passes it on (it turns any other error
+    there into a 400 "error parsing the body") and the app's handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large_detail(limit))
+
+
+def _too_large_detail(limit: int) -> str:
+    return f"request body larger than {limit} bytes"
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+    response = JSONResponse({"detail": _too_large_detail(limit)}, status_code=413)
     await response({"type": "http"}, _no_receive, send)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
+from .openapi import error
 from .security import StaffDep
 
 DEFAULTS: dict[str, float] = {"cti-slow": 0.150, "ml-down": 1.0, "db-slow": 0.050, "payment-errors": 0.05}
@@ -69,7 +70,7 @@ async def list_faults(request: Request, _who: StaffDep) -> dict[str, Any]:
     return {"active": request.app.state.faults.active, "known": DEFAULTS}
 
 
-@router.put("/{name}")
+@router.put("/{name}", responses={404: error("unknown fault")})
 async def set_fault(name: str, body: FaultIn, request: Request, _who: StaffDep) -> dict[str, Any]:
     try:
         value = parse_value(name, body.value)
@@ -79,7 +80,7 @@ async def set_fault(name: str, body: FaultIn, request: Request, _who: StaffDep) 
     return {"active": request.app.state.faults.active}
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses={404: error("unknown fault")})
 async def clear_fault(name: str, request: Request, _who: StaffDep) -> dict[str, Any]:
     if name not in DEFAULTS:
         raise HTTPException(404, f"unknown fault {name!r}")

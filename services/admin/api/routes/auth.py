@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from services.common.app import CacheDep
 from services.common.login_guard import LoginGuard
+from services.common.openapi import error
 from services.common.security import issue_token
 
 from ...login import credentials_ok
@@ -15,7 +16,8 @@ from ..deps import InstrumentsDep, SettingsDep
 router = APIRouter(prefix="/v1/admin/auth", tags=["auth"])
 
 
-@router.post("/login", responses={401: {}, 429: {}})
+@router.post("/login", responses={401: error("invalid username or password"),
+                                   429: error("too many failed logins; retry later")})
 async def login(body: Login, request: Request, cache: CacheDep, settings: SettingsDep,
                 instruments: InstrumentsDep) -> Token:
     logins = instruments["admin_logins_total"]

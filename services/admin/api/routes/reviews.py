@@ -9,6 +9,7 @@ from opentelemetry import trace
 
 from otel_setup import Attr
 from services.common.app import SessionDep
+from services.common.openapi import error
 from services.common.security import AdminDep
 
 from ...resolve import resolve
@@ -16,9 +17,10 @@ from ...schemas import TRANSACTION_ID_PATTERN, Resolution, Resolve, ReviewQueue
 from ..deps import InstrumentsDep, UpstreamDep
 
 router = APIRouter(prefix="/v1/admin/reviews", tags=["reviews"])
+UPSTREAM_FAILED = error("the FDS or ecommerce failed; the detail names which")
 
 
-@router.get("", responses={502: {}})
+@router.get("", responses={502: UPSTREAM_FAILED})
 async def list_reviews(admin: AdminDep, upstream: UpstreamDep, instruments: InstrumentsDep,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ReviewQueue:
     queue = await upstream.reviews(limit)
@@ -26,7 +28,9 @@ async def list_reviews(admin: AdminDep, upstream: UpstreamDep, instruments: Inst
     return queue
 
 
-@router.post("/{transaction_id}/resolve", responses={404: {}, 409: {}, 502: {}})
+@router.post("/{transaction_id}/resolve", responses={
+    404: error("unknown transaction"), 409: error("not held, or already resolved another way"),
+    502: UPSTREAM_FAILED})
 async def resolve_review(transaction_id: Annotated[str, Path(pattern=TRANSACTION_ID_PATTERN)], body: Resolve,
                          admin: AdminDep, session: SessionDep, upstream: UpstreamDep,
                          instruments: InstrumentsDep) -> Resolution:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.app import CacheDep, SessionDep
 from services.common.client_ip import client_ip
 from services.common.login_guard import LoginGuard
+from services.common.openapi import error
 from services.common.security import hash_password, issue_token, verify_password
 
 from ...models import User
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 _unknown_user_hash: str | None = None
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: error("e-mail already registered")})
 async def register(body: RegisterIn, request: Request, session: SessionDep) -> RegisterOut:
     if await session.scalar(select(User.id).where(User.email == body.email)):
         raise HTTPException(status.HTTP_409_CONFLICT, "e-mail already registered")
@@ -33,7 +34,8 @@ async def register(body: RegisterIn, request: Request, session: SessionDep) -> R
     return RegisterOut(user_id=user.id, email=user.email)
 
 
-@router.post("/login", responses={429: {"description": "too many failed attempts for this account or address"}})
+@router.post("/login", responses={401: error("wrong e-mail or password"),
+                                   429: error("too many failed attempts for this account or address")})
 async def login(body: LoginIn, request: Request, session: SessionDep,
                 cache: CacheDep) -> TokenOut:
     settings = request.app.state.settings

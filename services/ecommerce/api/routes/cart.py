@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.common.app import SessionDep
+from services.common.openapi import error
 
 from ...models import CartItem, Product
 from ...schemas import MAX_ID, CartItemIn, CartItemOut, CartOut
@@ -17,7 +18,8 @@ from ..deps import ShopperDep
 router = APIRouter(prefix="/v1/cart", tags=["cart"])
 
 
-@router.post("/items", status_code=status.HTTP_201_CREATED)
+@router.post("/items", status_code=status.HTTP_201_CREATED,
+             responses={404: error("product not found"), 409: error("over 99 of one product, or a concurrent change")})
 async def add_item(body: CartItemIn, user: ShopperDep, session: SessionDep) -> CartItemOut:
     product = await session.get(Product, body.product_id)
     if product is None:
@@ -48,7 +50,8 @@ async def get_cart(user: ShopperDep, session: SessionDep) -> CartOut:
     return CartOut(items=items, total=sum(i.quantity * i.unit_price for i in items))
 
 
-@router.delete("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={404: error("cart item not found")})
 async def remove_item(item_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: ShopperDep,
                       session: SessionDep) -> Response:
     item = await session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.user_id == user.id))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import func, select
 
 from services.common.app import SessionDep
+from services.common.openapi import error
 
 from ...models import Product
 from ...product_cache import listing_key, product_key
@@ -35,7 +36,7 @@ async def list_products(session: SessionDep, cache: ProductCacheDep,
     return page
 
 
-@router.get("/{product_id}")
+@router.get("/{product_id}", responses={404: error("product not found")})
 async def get_product(product_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep,
                       cache: ProductCacheDep) -> ProductOut:
     key = product_key(product_id)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
+from services.common.openapi import error
 from services.common.security import StaffDep
 
 from ... import store
@@ -15,6 +16,7 @@ from ..deps import FlushedSessionDep as SessionDep
 
 router = APIRouter(prefix="/v1/fds/transactions", tags=["transactions"])
 TransactionId = Annotated[str, Path(min_length=1, max_length=64)]
+NOT_FOUND = error("no evaluation for this transaction")
 
 
 async def _row(session: SessionDep, transaction_id: str) -> EvaluationRow:
@@ -24,12 +26,13 @@ async def _row(session: SessionDep, transaction_id: str) -> EvaluationRow:
     return row
 
 
-@router.get("/{transaction_id}", response_model=StoredEvaluation)
+@router.get("/{transaction_id}", response_model=StoredEvaluation, responses={404: NOT_FOUND})
 async def get_transaction(transaction_id: TransactionId, session: SessionDep, _who: StaffDep) -> StoredEvaluation:
     return store.to_stored(await _row(session, transaction_id))
 
 
-@router.post("/{transaction_id}/feedback", response_model=FeedbackResult)
+@router.post("/{transaction_id}/feedback", response_model=FeedbackResult,
+             responses={404: NOT_FOUND, 409: error("already labelled the other way")})
 async def feedback(transaction_id: TransactionId, body: Feedback, request: Request, session: SessionDep,
                    _who: StaffDep) -> FeedbackResult:
     row = await _row(session, transaction_id)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 
 from services.common.app import SessionDep
+from services.common.openapi import error
 from services.common.security import StaffDep
 
 from ... import registry
@@ -15,6 +16,7 @@ from ...schemas import ModelInfo, ModelList, TrainRequest
 
 router = APIRouter(prefix="/v1/ml", tags=["models"])
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer: larger ids cannot exist
+RACE_LOST = error("another deployment won the race; deploy again")
 
 
 def _service(request: Request) -> ModelService:
@@ -22,7 +24,7 @@ def _service(request: Request) -> ModelService:
     return service
 
 
-@router.post("/train", status_code=status.HTTP_201_CREATED)
+@router.post("/train", status_code=status.HTTP_201_CREATED, responses={409: RACE_LOST})
 async def train_model(body: TrainRequest, request: Request, session: SessionDep, _who: StaffDep) -> ModelInfo:
     try:
         row = await _service(request).train(session, body.samples, body.fraud_rate, body.seed, body.deploy)
@@ -40,7 +42,7 @@ async def list_models(session: SessionDep, limit: Annotated[int, Query(ge=1, le=
 @router.get("/models/deployed", responses={
     200: {"description": "The deployed ModelArtifact (services/ml/model.py); ETag is its version"},
     304: {"description": "The caller's If-None-Match already names the deployed version"},
-    404: {"description": "No model is deployed"},
+    404: error("No model is deployed"),
 })
 async def deployed_artifact(session: SessionDep,
                             if_none_match: Annotated[str | None, Header()] = None) -> Response:
@@ -54,7 +56,7 @@ async def deployed_artifact(session: SessionDep,
     return Response(row.artifact, media_type="application/json", headers=_etag(row.version))
 
 
-@router.post("/models/{version}/deploy")
+@router.post("/models/{version}/deploy", responses={404: error("no such model version"), 409: RACE_LOST})
 async def deploy_model(version: int, request: Request, session: SessionDep, _who: StaffDep) -> ModelInfo:
     try:
         row = await _service(request).deploy(session, version) if 1 <= version <= MAX_VERSION else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from services.common.app import SessionDep
+from services.common.openapi import error
 
 from ...lifecycle import ModelService
 from ...schemas import ScoreRequest, ScoreResponse
@@ -12,7 +13,7 @@ from ...schemas import ScoreRequest, ScoreResponse
 router = APIRouter(prefix="/v1/ml", tags=["scoring"])
 
 
-@router.post("/score", responses={503: {"description": "No model is deployed"}})
+@router.post("/score", responses={503: error("No model is deployed")})
 async def score(body: ScoreRequest, request: Request, session: SessionDep) -> ScoreResponse:
     service: ModelService = request.app.state.ml
     result = await service.score(session, body.vector_values())
