@@ -2,7 +2,11 @@
 
 Each service declares its tables on its own ``DeclarativeBase`` subclass so that
 ``create_all`` creates only that service's tables, even when the four share one database.
-A database that cannot be reached is a 503 with a clear message (``app.py``), never a 500.
+A database that cannot be reached is a 503 with a clear message (``app.py``), never a 500: asyncpg
+raises a failed connect as a bare ``OSError`` (refused, reset) or its own error (server starting
+up or shutting down), which SQLAlchemy passes through unwrapped, so ``_connect`` turns each into
+the ``OperationalError`` a refused connection is with other drivers. A connect gives up after
+``CONNECT_TIMEOUT_SECONDS`` instead of asyncpg's 60 s.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext import asyncio as sa_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
+
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class Database:
@@ -28,11 +35,14 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=20, max_overflow=20, pool_timeout=5)
+            kwargs.update(pool_size=20, max_overflow=20, pool_timeout=5,
+                          connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
         # Looked up at call time: tracing (otel_setup.dependencies) wraps the module attribute.
         self.engine: AsyncEngine = sa_asyncio.create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine.sync_engine, "do_connect", _connect)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def create_all(self, base: type[DeclarativeBase]) -> None:
@@ -45,6 +55,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _connect(dialect: Dialect, _record: object, cargs: tuple[object, ...], cparams: dict[str, object]) -> object:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except dialect.loaded_dbapi.Error:
+        raise  # already a driver error: SQLAlchemy wraps it
+    except Exception as exc:  # OSError, TimeoutError, asyncpg's PostgresError at connect
+        raise OperationalError("connect", None, exc) from exc
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -8,7 +8,8 @@
 
 Every move is a compare-and-set (``orders.move``), so racing requests cannot pay an order
 twice or move it along an illegal edge; the payment row's unique ``order_id`` is the last guard.
-Cancelling returns the items to stock.
+Cancelling returns the items to stock. A retry (same Idempotency-Key) of an approved order that
+has no payment row yet pays it: that is where a database outage mid-checkout leaves one.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Shop:
         started = time.perf_counter()
         order, created = await orders.create_from_cart(session, user, key, body, ip)
         if not created:
-            return order, False
+            return await self._resume(session, order), False
         self.metrics.order_status("pending")
         self.metrics.order_items(sum(item.quantity for item in order.items))
         for item in order.items:
@@ -61,6 +62,15 @@ class Shop:
         order = await self._apply(session, order, verdict)
         self.metrics.checkout_duration(time.perf_counter() - started)
         return order, True
+
+    async def _resume(self, session: AsyncSession, order: Order) -> Order:
+        """A retry finishes a checkout that a failure cut short between the approval and the
+        payment row (the database went away): it pays now. ``pay`` writes the payment row before
+        charging and its ``order_id`` is unique, so a retry racing the original charges once."""
+        approved = (order.fds or {}).get("decision") == "approve"
+        if approved and (order.status, order.next_action, order.payment) == ("pending", None, None):
+            return await self.pay(session, order.id)
+        return order
 
     async def _apply(self, session: AsyncSession, order: Order, verdict: dict[str, Any]) -> Order:
         decision = verdict["decision"]

@@ -28,7 +28,11 @@ status, the evaluation says ``degraded: true`` with ``degraded_reason`` (e.g.
 - rule engine missing: never approve: ``hold`` when the amount is at least
   ``SHOPFDS_RULE_FALLBACK_HOLD_AMOUNT_KRW`` (1,000,000), else ``additional_auth``, or the
   stricter decision of the other engines;
-- aggregates missing (cache too slow): engines see the transaction without history.
+- aggregates missing (cache too slow): engines see the transaction without history;
+- Redis down (``aggregates_fallback``): velocity and history come from this process's own store.
+
+Every reason is counted in ``fds_degraded_evaluations_total{reason}`` (the *FDS Degraded
+Decisions* alert).
 
 Settings (environment, prefix ``SHOPFDS_``; ``settings.py`` has every field): engine budgets
 ``RULE_TIMEOUT_SECONDS`` 0.03, ``ML_TIMEOUT_SECONDS`` 0.04, ``CTI_TIMEOUT_SECONDS`` 0.05,

@@ -75,13 +75,19 @@ class Evaluator:
         with self.tracer.start_as_current_span("fds.aggregates") as span:
             collect = context.collect(txn, self.cache, self.settings.history_ttl_seconds)
             try:
-                return await asyncio.wait_for(collect, self.settings.aggregates_timeout_seconds), None
+                ctx = await asyncio.wait_for(collect, self.settings.aggregates_timeout_seconds)
             except TimeoutError:
                 span.set_attribute("fds.aggregates.status", "timeout")
                 return context.bare_context(txn), "aggregates_timeout"
             except Exception as exc:  # a cache failure must not fail the evaluation
                 otel_setup.capture_fds_exception(exc, transaction_id=txn.transaction_id, engine="aggregates")
                 return context.bare_context(txn), "aggregates_error"
+            if self.cache.backend == "memory-fallback":
+                # Redis is down: velocity and history come from this process's store alone,
+                # which started empty and sees only this replica's traffic.
+                span.set_attribute("fds.aggregates.status", "fallback")
+                return ctx, "aggregates_fallback"
+            return ctx, None
 
     async def _run(self, engine: Engine, ctx: context.Context) -> EngineRun:
         name = engine.name

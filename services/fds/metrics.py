@@ -11,11 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from otel_setup.catalog import ENGINES
+
 from .evaluator import Outcome
 from .latency import LatencyWindow
 
 _OUTCOME_COUNTERS = {"tp": "fds_true_positives_total", "fp": "fds_false_positives_total",
                      "tn": "fds_true_negatives_total", "fn": "fds_false_negatives_total"}
+# Every reason the evaluator and aggregator give, each series at 0 from the start: a rate() over a
+# series that first appears in the middle of an outage would miss that outage's first increment.
+DEGRADED_REASONS = (*(f"{engine}_{status}" for engine in ENGINES for status in ("timeout", "error", "unavailable")),
+                    "cti_provider_timeout", "cti_provider_error", "cti_provider_open",
+                    "aggregates_timeout", "aggregates_error", "aggregates_fallback")
 
 
 def quality(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, float | None]:
@@ -33,6 +40,8 @@ class FdsMetrics:
         self.i = instruments
         self.sla_seconds = sla_seconds
         self.latency = LatencyWindow(window)
+        for reason in DEGRADED_REASONS:
+            instruments["fds_degraded_evaluations_total"].add(0, {"reason": reason})
 
     @contextmanager
     def in_progress(self) -> Iterator[None]:
@@ -51,6 +60,8 @@ class FdsMetrics:
         i["fds_risk_score_distribution"].record(ev.risk_score)
         i["fds_risk_level_distribution_total"].add(1, {"risk_level": ev.risk_level})
         i["fds_decisions_total"].add(1, {"decision": ev.decision})
+        for reason in outcome.verdict.degraded_reasons:  # engine x status and fixed names: bounded
+            i["fds_degraded_evaluations_total"].add(1, {"reason": reason})
         for factor in ev.risk_factors:  # factor names come from the rule book and code: bounded
             i["fds_risk_factors_triggered_total"].add(1, {"factor": factor})
         if ev.decision == "block":
