@@ -51,7 +51,9 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextmanager
-def uvicorn_app(target: str, env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
+def uvicorn_app(target: str, env: dict[str, str], log: Path, port: int | None = None,
+                pids: dict[str, int] | None = None) -> Iterator[str]:
+    """Run ``target`` under uvicorn until the block ends; its pid goes to ``pids[target]`` when given."""
     port = port or free_port()
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,8 @@ def uvicorn_app(target: str, env: dict[str, str], log: Path, port: int | None = 
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning"], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        if pids is not None:
+            pids[target] = proc.pid
         try:
             wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
             yield f"http://127.0.0.1:{port}"

@@ -40,6 +40,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     workdir: Path = Path(".shopfds")
     prometheus: str | None = None
+    pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def trace_dir(self) -> Path:
@@ -76,8 +77,10 @@ def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | 
     stack = Stack(workdir=workdir)
     with ExitStack() as started:
         for name in SERVICES:
+            target = f"services.{name}.main:app"
             stack.urls[name] = started.enter_context(
-                uvicorn_app(f"services.{name}.main:app", shared, workdir / "out" / f"{name}.log", port=ports[name]))
+                uvicorn_app(target, shared, workdir / "out" / f"{name}.log", port=ports[name], pids=stack.pids))
+            stack.pids[name] = stack.pids.pop(target)
         yield stack
 
 

@@ -1,0 +1,69 @@
+"""Smoke test of ``bench.checkout``: two copies of the shop (telemetry on and off), a real
+Prometheus, the load generator in its own process and a py-spy profile; the harness runs and
+writes every figure. Only the shape of the output is checked, never a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.checkout import bucket_index, summarize_profile
+from shopfds.procs import prometheus_binary
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "checkout.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.checkout", "--rates", "4", "--duration", "1.5", "--rounds", "2",
+         "--shoppers", "4", "--profile-seconds", "1", "--json", str(out)],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+        timeout=400, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    # ABBA: the rate ran twice per mode, in the order on, off, off, on.
+    first = [r["mode"] for r in result["runs"] if r["offered_tps"] == 4]
+    assert first == ["telemetry", "disabled", "disabled", "telemetry"]
+    for run in result["runs"]:
+        assert sum(run["outcomes"].values()) == int(run["offered_tps"] * 1.5)
+        if run["error_rate"] == 0:
+            assert run["order_ms"]["n"] == sum(run["outcomes"].values())
+            assert 0 < run["order_ms"]["p50"] <= run["order_ms"]["p95"] <= run["order_ms"]["p99"]
+            # every checkout reached the FDS, telemetry or not: its rows say so
+            assert run["fds_ms"]["n"] == run["order_ms"]["n"] and set(run["engines_p95_ms"]) == {"rule", "ml", "cti"}
+        if run["mode"] == "telemetry" and prometheus_binary():
+            assert run["prometheus_p95_ms"]["order"] > 0 and run["prometheus_p95_ms"]["fds"] > 0
+    row = result["paired"][0]
+    assert row["offered_tps"] == 4 and row["throughput_ratio"] > 0
+    pipeline = result["pipeline"]
+    assert pipeline["scrape"]["ecommerce"]["bytes"] > 1000 and pipeline["spans_exported_per_s"]["ecommerce"] > 0
+    assert set(pipeline["rss_mb"]["telemetry"]) == set(pipeline["rss_mb"]["disabled"]) == {"ml", "fds", "ecommerce",
+                                                                                             "admin"}
+    assert result["profile"]["ecommerce"]["samples"] > 0
+    assert "Telemetry on against off" in proc.stdout
+
+
+def test_profile_summary_gives_each_sample_to_its_innermost_library_frame() -> None:
+    site = "/venv/lib/python3.11/site-packages"
+    collapsed = "\n".join([
+        f"run (/usr/lib/python3.11/asyncio/base_events.py:1);export ({REPO_ROOT}/otel_setup/trace_store.py:5);"
+        f"dumps (/usr/lib/python3.11/json/__init__.py:231) 3",
+        f"run (/usr/lib/python3.11/asyncio/base_events.py:1);execute ({site}/sqlalchemy/engine/base.py:9) 6",
+        "select (/usr/lib/python3.11/selectors.py:468) 1",
+    ])
+    summary = summarize_profile(collapsed)
+    assert summary["samples"] == 10
+    assert summary["packages_pct"] == {"sqlalchemy": 60.0, "otel_setup": 30.0, "stdlib": 10.0}
+    assert summary["telemetry_pct"] == 30.0
+    assert summary["functions_self_pct"]["export [otel_setup]"] == 30.0
+
+
+def test_bucket_index_counts_from_the_first_bound() -> None:
+    assert bucket_index(0.001) == 0 and bucket_index(0.0025) == 0 and bucket_index(0.003) == 1
+    assert bucket_index(99.0) == len((0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5))
