@@ -31,9 +31,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check otel_setup shopfds services dashboards tests bench
 	$(BIN)/mypy otel_setup services shopfds dashboards
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.telemetry_cost
-	$(BIN)/python -m bench.services
+# Each bench prints its tables and leaves its figures in $(RESULTS); BENCHMARKS.md is written from them.
+RESULTS ?= bench/results
+bench: $(STAMP) prometheus
+	mkdir -p $(RESULTS)
+	$(BIN)/python -m bench.telemetry_cost --json $(RESULTS)/telemetry_cost.json
+	$(BIN)/python -m bench.checkout --json $(RESULTS)/checkout.json
+	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
+	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
 
 clean:
 	rm -rf $(VENV) .shopfds

@@ -58,6 +58,7 @@ class Shop:
             await self.products.delete(product_key(item.product_id))
         otel_setup.add_breadcrumb("order created", category="order",
                                   data={"order_id": order.id, "amount": order.total_amount})
+        await session.commit()  # no transaction (nor connection) held across the FDS call
         verdict = await self.fds.evaluate(_transaction(order, user))
         order = await self._apply(session, order, verdict)
         self.metrics.checkout_duration(time.perf_counter() - started)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.checkout import bucket_index, summarize_profile
+from bench.report import render
 from shopfds.procs import prometheus_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,10 @@ def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
                                                                                              "admin"}
     assert result["profile"]["ecommerce"]["samples"] > 0
     assert "Telemetry on against off" in proc.stdout
+    # BENCHMARKS.md is written from these figures: every run rate and target shows up in it.
+    markdown = render({"checkout": result})
+    assert "| 4 | telemetry |" in markdown and "| 4 | disabled |" in markdown
+    assert "sustained 1000 checkouts/s" in markdown and "(not run)" in markdown
 
 
 def test_profile_summary_gives_each_sample_to_its_innermost_library_frame() -> None:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import render
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,3 +33,5 @@ def test_services_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     for p in (inproc["evaluate_ms"], http["fds"]["evaluate_ms"], http["checkout_ms"]):
         assert 0 < p["p50"] <= p["p95"] <= p["p99"]
     assert "FDS evaluate, in-process" in proc.stdout
+    markdown = render({"services": figures})  # BENCHMARKS.md's section from these figures
+    assert "| FDS evaluate, in-process | 30 |" in markdown and "FDS over HTTP P95" in markdown

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import render
 from bench.telemetry_cost import VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,3 +33,5 @@ def test_bench_runs_and_writes_every_variant(tmp_path: Path) -> None:
         assert isinstance(median, float) and median > 0, (name, median)
         assert all(isinstance(x, float) and x > 0 for x in figures["variants"][name]["runs_us"])
     assert "ratio" in figures
+    markdown = render({"telemetry_cost": figures})  # BENCHMARKS.md's section from these figures
+    assert all(f"| {name} |" in markdown for name in VARIANTS) and "contrib+Sentry" in markdown
