@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ from shopfds.procs import ROOT, prometheus, prometheus_binary
 from shopfds.stack import Stack, run_stack
 
 ON, OFF = "telemetry", "disabled"
+PG_SERVER = os.environ.get("SHOPFDS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("SHOPFDS_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 KNEE_ACHIEVED = 0.90
 KNEE_ERRORS = 0.01
 FDS_P95_TARGET_MS, API_P95_TARGET_MS = 10.0, 50.0
@@ -81,21 +83,64 @@ def bucket_index(seconds: float, bounds: Sequence[float] = LATENCY_BUCKETS) -> i
 class Shop:
     mode: str
     stack: Stack
+    postgres: str | None = None  # the copy's PostgreSQL database (None: the embedded SQLite files)
     shoppers: list[dict[str, str]] = field(default_factory=list)
     products: list[int] = field(default_factory=list)
 
-    @property
-    def fds_db(self) -> Path:
-        return self.stack.workdir / "data" / "fds.db"
+    def _rows(self, query: str, *args: Any) -> list[Any]:
+        if self.postgres is None:
+            with sqlite3.connect(self.stack.workdir / "data" / "fds.db") as db:
+                return db.execute(query.replace("$1", "?"), args).fetchall()
+
+        async def fetch() -> list[Any]:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.postgres)
+            try:
+                return [tuple(row) for row in await conn.fetch(query, *args)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
 
     def last_evaluation_id(self) -> int:
-        with sqlite3.connect(self.fds_db) as db:
-            return int(db.execute("SELECT coalesce(max(id), 0) FROM fds_evaluations").fetchone()[0])
+        return int(self._rows("SELECT coalesce(max(id), 0) FROM fds_evaluations")[0][0])
 
     def evaluations_after(self, last_id: int) -> list[tuple[float, dict[str, Any]]]:
-        with sqlite3.connect(self.fds_db) as db:
-            rows = db.execute("SELECT duration_ms, engines FROM fds_evaluations WHERE id > ?", (last_id,)).fetchall()
-        return [(float(duration), json.loads(engines)) for duration, engines in rows]
+        rows = self._rows("SELECT duration_ms, engines FROM fds_evaluations WHERE id > $1", last_id)
+        return [(float(duration), json.loads(engines) if isinstance(engines, str) else engines)
+                for duration, engines in rows]
+
+
+@contextmanager
+def backend_env(backend: str, mode: str) -> Iterator[tuple[dict[str, str], str | None]]:
+    """Settings of one copy of the shop: the embedded default, or a PostgreSQL database and a
+    Redis key prefix of its own on this machine's servers (both removed afterwards)."""
+    if backend == "embedded":
+        yield {}, None
+        return
+    import asyncpg
+    import redis
+
+    tag = f"shopfds_bench_{mode}_{uuid.uuid4().hex[:8]}"
+    dsn = f"{PG_SERVER}/{tag}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{tag}"'))
+    prefix = f"{tag}:"
+    try:
+        yield {"SHOPFDS_DATABASE_URL": dsn, "SHOPFDS_REDIS_URL": REDIS_URL, "SHOPFDS_CACHE_PREFIX": prefix}, dsn
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{tag}" WITH (FORCE)'))
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
 
 
 async def _register(client: httpx.AsyncClient, count: int) -> list[dict[str, str]]:
@@ -305,9 +350,10 @@ def rounds_order(rounds: int) -> Iterator[str]:
 def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     base = {"SHOPFDS_PAYMENT_LATENCY_MS": "0"}
     with ExitStack() as stack:
-        off_env = {**base, "OTEL_SDK_DISABLED": "true"}
-        shops = {ON: Shop(ON, stack.enter_context(run_stack(workdir / ON, env=base))),
-                 OFF: Shop(OFF, stack.enter_context(run_stack(workdir / OFF, env=off_env)))}
+        shops = {}
+        for mode, extra in ((ON, {}), (OFF, {"OTEL_SDK_DISABLED": "true"})):
+            env, dsn = stack.enter_context(backend_env(args.backend, mode))
+            shops[mode] = Shop(mode, stack.enter_context(run_stack(workdir / mode, env={**base, **extra, **env})), dsn)
         prom = (stack.enter_context(prometheus(list(shops[ON].stack.urls.values()), workdir / "prometheus"))
                 if prometheus_binary() else None)
         if prom is None:
@@ -343,7 +389,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             rate = sustained or args.rates[0]
             err.print(f"profiling ecommerce and FDS at {rate:g} checkouts/s for {args.profile_seconds:g}s (py-spy)")
             profiled = profile(shops[ON], rate, args.profile_seconds, workdir / "profile")
-    return {"runs": runs, "sustained_tps": sustained, "pipeline": pipeline, "profile": profiled,
+    return {"backend": args.backend, "runs": runs, "sustained_tps": sustained, "pipeline": pipeline,
+            "profile": profiled,
             "profile_rate": sustained or args.rates[0]}
 
 
@@ -437,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs per mode and rate (ABBA order)")
     parser.add_argument("--shoppers", type=int, default=300)
+    parser.add_argument("--backend", choices=("embedded", "postgres"), default="embedded",
+                        help="embedded: SQLite + in-process cache (the default); postgres: PostgreSQL + Redis "
+                             "on this machine (SHOPFDS_BENCH_POSTGRES, SHOPFDS_BENCH_REDIS)")
     parser.add_argument("--profile-seconds", type=float, default=8.0, help="0: no profile")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -447,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["paired"] = paired(result["runs"])
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
     result["command"] = " ".join(["python -m bench.checkout", *(argv if argv is not None else sys.argv[1:])])
-    console = Console()
+    console = Console(width=max(Console().width, 160))  # the tables need the room, also when piped
     for table in tables(result):
         console.print(table)
     console.print(f"sustained (achieved >= {KNEE_ACHIEVED:.0%} of offered, errors <= {KNEE_ERRORS:.0%}): "

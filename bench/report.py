@@ -2,8 +2,9 @@
 
     python -m bench.report RESULTS_DIR OUTPUT.md
 
-Reads ``telemetry_cost.json`` (``bench.telemetry_cost``), ``services.json`` (``bench.services``)
-and ``checkout.json`` (``bench.checkout``); a missing file is reported as not run. Every figure
+Reads ``telemetry_cost.json`` (``bench.telemetry_cost``), ``services.json`` (``bench.services``),
+``checkout.json`` and ``checkout_postgres.json`` (``bench.checkout`` on the embedded default and on
+PostgreSQL + Redis); a missing file is reported as not run. Every figure
 in the output comes from those files; the targets are the issue's, each marked met or not.
 """
 
@@ -21,9 +22,10 @@ from typing import Any
 
 from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON
 
-FILES = {"telemetry_cost": "telemetry_cost.json", "services": "services.json", "checkout": "checkout.json"}
+FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
+         "checkout_postgres": "checkout_postgres.json", "services": "services.json"}
 COMMANDS = {"telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
-            "checkout": "python -m bench.checkout"}
+            "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -56,7 +58,7 @@ def telemetry_cost_section(cost: dict[str, Any]) -> str:
              f"{v['spans_stored_per_request']:.2f}") for name, v in cost["variants"].items()]
     ratio = cost.get("ratio")
     return "\n\n".join([
-        "## 1. Telemetry cost per request (in-process ASGI call)",
+        "## Telemetry cost per request (in-process ASGI call)",
         f"{cost['runs']} runs of {cost['requests_per_run']} requests per variant, each variant in its own "
         f"subprocess, order reversed every other pass. Versions: "
         + ", ".join(f"{k} {v}" for k, v in cost["packages"].items() if v) + ".",
@@ -77,7 +79,7 @@ def services_section(services: dict[str, Any]) -> str:
              ("checkout `POST /v1/orders`, one at a time", http["checkout_ms"])]
     p95 = http["fds"]["evaluate_ms"]["p95"]
     return "\n\n".join([
-        "## 4. FDS evaluation, in-process and over HTTP",
+        "## FDS evaluation, in-process and over HTTP",
         _table(("measurement", "n", "P50 ms", "P95 ms", "P99 ms"),
                [(name, p["n"], f"{p['p50']:.2f}", f"{p['p95']:.2f}", f"{p['p99']:.2f}") for name, p in rows]),
         f"- FDS over HTTP P95 {p95:.2f} ms at {http['fds']['offered_tps']:g}/s (target ≤ {FDS_P95_TARGET_MS:g} ms: "
@@ -121,8 +123,10 @@ def checkout_section(checkout: dict[str, Any]) -> str:
         f"- Prometheus P95 within one bucket of the client's: {_met(bool(distances) and max(distances) <= 1)} "
         f"(bucket distances {distances})",
     ]
+    backend = {"embedded": "embedded default: SQLite + in-process cache",
+               "postgres": "PostgreSQL + Redis"}[checkout.get("backend", "embedded")]
     sections = [
-        "## 2. Checkout end to end over HTTP, telemetry on against off",
+        f"## Checkout end to end over HTTP, telemetry on against off ({backend})",
         "Medians of the ABBA rounds. `order` is the client-side time of `POST /v1/orders` (the ground "
         "truth); `FDS` is the FDS's own evaluation time from its evaluation rows (present with telemetry "
         "off too); engines are their P95.",
@@ -131,7 +135,7 @@ def checkout_section(checkout: dict[str, Any]) -> str:
         _table(("offered/s", "throughput on/off", "order P95 client", "order P95 Prometheus", "FDS P95 rows",
                 "FDS P95 Prometheus", "bucket distance (max)"), compare),
         "Targets:\n" + "\n".join(targets),
-        "## 3. Telemetry pipeline cost (after the run)",
+        f"### Telemetry pipeline cost after that run ({backend})",
         _table(("service", "/metrics ms", "/metrics KiB", "spans/s exported", "spans dropped", "RSS on MiB",
                 "RSS off MiB"), pipe_rows),
     ]
@@ -155,8 +159,7 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
                                       else f"`{COMMANDS[name]}` (not run)" for name in FILES) + "."]
     if "telemetry_cost" in results:
         parts.append(telemetry_cost_section(results["telemetry_cost"]))
-    if "checkout" in results:
-        parts.append(checkout_section(results["checkout"]))
+    parts += [checkout_section(results[name]) for name in ("checkout", "checkout_postgres") if name in results]
     if "services" in results:
         parts.append(services_section(results["services"]))
     if notes:
