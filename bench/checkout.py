@@ -1,7 +1,7 @@
 """End-to-end checkout over HTTP at fixed offered rates, full telemetry against telemetry off.
 
-    python -m bench.checkout [--rates 100,250,500,1000] [--duration S] [--rounds R] [--shoppers N]
-                             [--profile-seconds S] [--json FILE]
+    python -m bench.checkout [--rates 10,20,...,1000] [--backend embedded|postgres] [--duration S]
+                             [--rounds R] [--shoppers N] [--profile-seconds S] [--json FILE]
 
 Two copies of the shop run side by side as uvicorn processes on 127.0.0.1 (``shopfds.stack``,
 embedded default: SQLite + in-process cache, payment latency 0): one with telemetry as shipped
@@ -480,7 +480,8 @@ def rates(text: str) -> list[float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.checkout", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", type=rates, default=rates("100,250,500,1000"), help="checkouts per second offered")
+    parser.add_argument("--rates", type=rates, default=rates("10,20,30,40,60,100,250,500,1000"),
+                        help="checkouts per second offered, climbing until one is past the knee")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs per mode and rate (ABBA order)")
     parser.add_argument("--shoppers", type=int, default=300)
