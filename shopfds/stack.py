@@ -84,8 +84,14 @@ def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | 
         yield stack
 
 
-def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s") -> Path:
-    """``prometheus/prometheus.local.yml`` (same jobs and rules) pointed at ``urls``."""
+def metrics_token(env: dict[str, str] | None = None) -> str | None:
+    """The bearer token the services require on ``/metrics`` (``SHOPFDS_METRICS_TOKEN``), if any."""
+    return (env or {}).get("SHOPFDS_METRICS_TOKEN") or os.environ.get("SHOPFDS_METRICS_TOKEN") or None
+
+
+def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s", token: str | None = None) -> Path:
+    """``prometheus/prometheus.local.yml`` (same jobs and rules) pointed at ``urls``, sending
+    ``token`` as the bearer token of every scrape when the services require one."""
     config: dict[str, Any] = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["global"].pop("scrape_timeout", None)
@@ -94,6 +100,8 @@ def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s")
     jobs = [job for job in config["scrape_configs"] if job["job_name"] in urls]
     for job in jobs:
         job["static_configs"] = [{"targets": [urls[job["job_name"]].removeprefix("http://")]}]
+        if token:
+            job["authorization"] = {"credentials": token}
     config["scrape_configs"] = jobs
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "prometheus.yml"
@@ -138,7 +146,8 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
             _write_state(state, pids, stack)
             wait_http(f"{urls[name]}/health", timeout=60, proc=proc)
         if want_prom:
-            stack.prometheus = _start_prometheus(workdir, urls, interval, pids, ports_all["prometheus"])
+            stack.prometheus = _start_prometheus(workdir, urls, interval, pids, ports_all["prometheus"],
+                                                 metrics_token(shared))
             _write_state(state, pids, stack)
     except Exception:
         down(workdir)
@@ -146,10 +155,11 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
     return stack
 
 
-def _start_prometheus(workdir: Path, urls: dict[str, str], interval: str, pids: dict[str, int], port: int) -> str:
+def _start_prometheus(workdir: Path, urls: dict[str, str], interval: str, pids: dict[str, int], port: int,
+                      token: str | None = None) -> str:
     binary = prometheus_binary()
     assert binary is not None
-    config = prometheus_config(urls, workdir / "prometheus", interval)
+    config = prometheus_config(urls, workdir / "prometheus", interval, token)
     url = f"http://127.0.0.1:{port}"
     proc = _spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prometheus' / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],

@@ -18,6 +18,7 @@ import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from shopfds.histogram import Histogram, histograms
+from shopfds.stack import metrics_token
 
 Matchers = dict[str, str]  # label -> regular expression, fully matched (PromQL ``=~``)
 OPENMETRICS = "application/openmetrics-text"
@@ -90,6 +91,8 @@ class ScrapeSource:
     def __init__(self, urls: dict[str, str], probe_seconds: float = 1.0, timeout: float = 5.0) -> None:
         self.urls = urls
         self.timeout = timeout
+        token = metrics_token()
+        self.headers = {"Accept": OPENMETRICS, **({"Authorization": f"Bearer {token}"} if token else {})}
         self.notes: list[str] = ["no Prometheus: figures are cumulative since each service started "
                                  "(scraped from /metrics), not over the --since window"]
         self.targets: dict[str, bool] = {}
@@ -110,8 +113,7 @@ class ScrapeSource:
         texts: dict[str, str] = {}
         for name, url in self.urls.items():
             try:
-                response = httpx.get(f"{url.rstrip('/')}/metrics", headers={"Accept": OPENMETRICS},
-                                     timeout=self.timeout)
+                response = httpx.get(f"{url.rstrip('/')}/metrics", headers=self.headers, timeout=self.timeout)
                 response.raise_for_status()
                 texts[name] = response.text
             except httpx.HTTPError as exc:
