@@ -10,13 +10,19 @@ middleware sits inside that span, so:
 - An unhandled exception is sent to Sentry *inside* the server span, so the Sentry event's
   trace id is the OTel trace id (Sentry's own ASGI capture point lies outside that span and is
   disabled in ``sentry.py``).
+- When a server ends the app's lifespan, queued telemetry is flushed (bounded by
+  ``SHOPFDS_SHUTDOWN_TIMEOUT``): uvicorn's SIGTERM exit skips atexit hooks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+import sentry_sdk
 from opentelemetry.metrics import NoOpMeterProvider
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,7 +34,6 @@ from .exposition import render
 from .guard import guard, report_failure
 from .metrics import record_http_request
 from .metrics_server import CHALLENGE, authorized
-
 
 # A client may send any token as the method: unknown ones share one label value (the OTel HTTP
 # semantic conventions' "_OTHER"), or each would be a new series and a new in-progress gauge.
@@ -74,6 +79,9 @@ class TelemetryMiddleware:
         self.errors = telemetry.http_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flush_at_shutdown(send))
+            return
         if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
@@ -91,10 +99,14 @@ class TelemetryMiddleware:
         in_progress = self.in_progress
         in_progress[method] = in_progress.get(method, 0) + 1
         try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception as exc:
+            with _request_scope():
+                try:
+                    await self.app(scope, receive, send_wrapper)
+                except Exception as exc:
+                    self._on_exception(exc)  # inside the request's Sentry scope: its breadcrumbs
+                    raise
+        except Exception:
             status, raised = 500, True
-            self._on_exception(exc)
             raise
         finally:
             in_progress[method] -= 1
@@ -106,12 +118,41 @@ class TelemetryMiddleware:
             except Exception as exc:
                 report_failure("http-metrics", exc)
 
+    def _flush_at_shutdown(self, send: Send) -> Send:
+        # uvicorn ends a SIGTERM by raising the signal again once the lifespan is over: the
+        # process dies without running atexit hooks. The end of the lifespan (the app's own
+        # cleanup done) is the last moment to send what is queued; bounded like a shutdown.
+        async def wrapped(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                timeout_ms = int(self.telemetry.settings.shutdown_timeout * 1000)
+                await asyncio.to_thread(self.telemetry.force_flush, timeout_ms)
+            await send(message)
+
+        return wrapped
+
     def _on_exception(self, exc: Exception) -> None:
         with guard("error-capture"):
             self.errors.add(1, {"error_type": type(exc).__name__})
             from .sentry import capture_unhandled
 
             capture_unhandled(exc)
+
+
+def _request_scope() -> AbstractContextManager[object]:
+    """A Sentry isolation scope of the request's own, as sentry-sdk's ASGI integration makes (off
+    here, see ``sentry.py``). Without it breadcrumbs (log lines, SQL, FDS steps) of every request
+    pile up in one global scope: each event carried the last 100, other users' included, and
+    ``before_send`` scrubbed all 100 again on the request path."""
+    if not sentry_sdk.get_client().is_active():
+        return nullcontext()
+    return _fresh_isolation_scope()
+
+
+@contextmanager
+def _fresh_isolation_scope() -> Iterator[None]:
+    with sentry_sdk.isolation_scope() as scope:
+        scope.clear_breadcrumbs()  # the fork copies the global scope's (background tasks')
+        yield
 
 
 def metrics_endpoint(telemetry: Any) -> Any:

@@ -137,7 +137,9 @@ SELF = (
     _c("otel_setup_export_failures_total", "Failed export calls", "exporter"),
     _c("otel_setup_spans_exported_total", "Spans exported", "exporter"),
     _c("otel_setup_errors_total", "Telemetry hooks that raised and were contained", "component"),
-    _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped before sending", "reason"),
+    # reason: below_warning, scrub_error (before_send); network_error, status_<code>, queue_full,
+    # rate_limited (sentry-sdk's transport, see sentry_transport.py).
+    _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped or lost on the way", "reason"),
 )
 
 BY_SERVICE: dict[str, tuple[MetricSpec, ...]] = {

@@ -35,7 +35,10 @@ from .scrub import is_sensitive_key, scrub_text, scrub_value
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 # Loggers whose records must not be exported over OTLP: the exporters' own, and ours.
 _NOT_EXPORTED = ("opentelemetry", "otel_setup", "sentry_sdk", "urllib3", "httpx", "httpcore")
-_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+# urllib3 warns at each retry of a failed connection: with Sentry down that is three lines per
+# event, written on the sender thread while requests wait for the GIL. The loss itself is counted
+# (otel_setup_sentry_events_dropped_total) and a failed OTLP export is logged by its exporter.
+_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "urllib3.connectionpool": logging.ERROR}
 _handlers: list[logging.Handler] = []
 _log_provider: Any = None
 
@@ -139,7 +142,7 @@ def setup_logging(telemetry: Any) -> None:
                                    backupCount=1, encoding="utf-8")
         file.setFormatter(JsonFormatter(telemetry.service_name))
         _handlers.append(file)
-    if telemetry.enabled and s.otlp_enabled:
+    if telemetry.enabled and s.otlp_endpoint:  # logs go to the general endpoint only (otlp.log_exporter)
         with guard("otlp-logs"):
             _handlers.append(_otlp_handler(telemetry))
     for handler in _handlers:
@@ -167,7 +170,9 @@ def flush_logs(timeout_millis: int = 5000) -> None:
             _log_provider.force_flush(timeout_millis)
 
 
-def teardown_logging() -> None:
+def detach_logging() -> Any:
+    """Remove and close our handlers; returns the OTLP log provider, still to be shut down
+    (its last export may wait on a dead collector: the caller bounds it), or None."""
     global _log_provider
     root = logging.getLogger()
     for handler in _handlers:
@@ -175,7 +180,12 @@ def teardown_logging() -> None:
         with guard("log-close"):
             handler.close()
     _handlers.clear()
-    if _log_provider is not None:
+    provider, _log_provider = _log_provider, None
+    return provider
+
+
+def teardown_logging() -> None:
+    provider = detach_logging()
+    if provider is not None:
         with guard("log-shutdown"):
-            _log_provider.shutdown()
-        _log_provider = None
+            provider.shutdown()

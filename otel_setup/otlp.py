@@ -8,8 +8,9 @@ a per-signal endpoint is used as is. Malformed headers are reported once and ign
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, UpDownCounter
 from opentelemetry.sdk.metrics.export import (
@@ -22,7 +23,18 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .guard import STATS, warn_once
-from .settings import TelemetrySettings
+from .settings import TelemetrySettings, valid_url
+
+
+class _NoHeaderEcho(logging.Filter):
+    """The exporters re-read ``OTEL_EXPORTER_OTLP_*HEADERS`` themselves and log a malformed entry
+    verbatim, often a token. The settings already reported it, once and without the value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Header format invalid")
+
+
+logging.getLogger("opentelemetry.util.re").addFilter(_NoHeaderEcho())
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.CUMULATIVE,
@@ -65,16 +77,11 @@ def parse_headers(raw: str | None) -> dict[str, str]:
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            warn_once(f"otlp-header-{item}", "ignoring malformed OTLP header %r", item.strip())
+        if not sep or not key.strip():  # not echoed: the entry may be a token
+            warn_once(f"otlp-header-{item}", "ignoring a malformed OTLP header entry (expected k=v)")
             continue
         headers[unquote(key.strip()).lower()] = unquote(value.strip())
     return headers
-
-
-def valid_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _endpoint(s: TelemetrySettings, signal: str, protocol: str) -> str | None:

@@ -14,6 +14,9 @@ Design (each point is a pitfall met in sentry-sdk):
   included), drop events below WARNING, and run guarded: a scrubber bug drops the event (it is
   counted), never raises, never sends unscrubbed data.
 - The ``otel_setup`` logger is ignored by the logging integration: no error loops.
+- Events the transport loses (Sentry down, 429, 5xx, full queue) are counted
+  (``sentry_transport``); sentry-sdk's atexit flush is off when ``Telemetry.shutdown`` closes
+  Sentry within its deadline.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import Any
 import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.trace import Span, StatusCode
+from sentry_sdk.utils import BadDsn
 
 from . import telemetry as _telemetry
 from .catalog import Attr
-from .guard import STATS, report_failure
+from .guard import STATS, report_failure, warn_once
 from .scrub import EventScrubber, scrub_mapping
+from .sentry_transport import CountingTransport
 
 _scrubber = EventScrubber()
 _LEVELS = {"fatal": 50, "critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10}
@@ -80,11 +85,18 @@ def init_sentry(dsn: str | None = None, environment: str | None = None,
     """
     if not dsn:
         return False
+    from sentry_sdk.integrations.atexit import AtexitIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
     from sentry_sdk.integrations.otlp import OTLPIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
 
+    active = telemetry or _telemetry.current()
+    disabled: list[Any] = [StarletteIntegration(), FastApiIntegration()]
+    if active is not None:
+        # Telemetry.shutdown closes Sentry within its own deadline, beside the OTel exporters;
+        # sentry-sdk's atexit hook would first wait its own 2 s on a dead Sentry.
+        disabled.append(AtexitIntegration())
     try:
         sentry_sdk.init(
             dsn=dsn,
@@ -102,14 +114,18 @@ def init_sentry(dsn: str | None = None, environment: str | None = None,
                                 capture_exceptions=False),
                 LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
             ],
-            disabled_integrations=[StarletteIntegration(), FastApiIntegration()],
+            disabled_integrations=disabled,
+            # Losses (network, 429, 5xx, full queue) counted in otel_setup_sentry_events_dropped_total.
+            transport=CountingTransport,
         )
-    except Exception as exc:  # BadDsn and friends: warn once, run without Sentry
+    except BadDsn as exc:
+        warn_once("sentry-dsn", "invalid SENTRY_DSN (%s); Sentry disabled", exc)
+        return False
+    except Exception as exc:  # anything else: warn once, run without Sentry
         report_failure("sentry-init", exc)
         return False
     ignore_logger("otel_setup")
     ignore_logger("uvicorn.access")
-    active = telemetry or _telemetry.current()
     if active is not None:
         if traces_sample_rate is not None:
             from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio

@@ -14,14 +14,40 @@ import logging
 import os
 from importlib import metadata
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .guard import warn_once
 
 _log = logging.getLogger("otel_setup")
 
 Environment = Literal["development", "staging", "production"]
 _PROTOCOLS = ("http/protobuf", "grpc")
+SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+            "parentbased_traceidratio")
+
+
+def valid_url(url: str) -> bool:
+    """An ``http(s)://host[:port]...`` URL, the only form the OTLP exporters take."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _warn_once(field: str, value: str, message: str, *args: object) -> None:
+    # load_settings may build the settings twice; a bad value is still reported once.
+    warn_once(f"settings-{field}-{value}", message, *args)
+
+
+def _env_name(field: str | None) -> str:
+    alias = TelemetrySettings.model_fields[field or ""].validation_alias
+    names = [n for n in getattr(alias, "choices", ()) if isinstance(n, str) and n.isupper()]
+    return names[0] if names else f"SHOPFDS_{(field or '').upper()}"
 
 
 def _package_version() -> str:
@@ -109,7 +135,8 @@ class TelemetrySettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metric_cardinality_limit: int = Field(500, ge=10)
     excluded_urls: str = "/metrics,/health"
-    shutdown_timeout: float = Field(5.0, gt=0)
+    # 3 s: with uvicorn's own stop, a service is gone within 5 s of SIGTERM even with a dead collector.
+    shutdown_timeout: float = Field(3.0, gt=0)
     log_format: Literal["auto", "json", "console", "off"] = "auto"
     log_level: str = "INFO"
     log_dir: str | None = None
@@ -144,6 +171,52 @@ class TelemetrySettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    # The checks below run after the one above (pydantic: in definition order). Each bad value
+    # is reported once, never echoed (a DSN or a header may hold a key), and switched off.
+    @field_validator("otlp_endpoint", "otlp_traces_endpoint", "otlp_metrics_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not valid_url(value):
+            _warn_once(info.field_name or "", value, "malformed OTLP endpoint in %s (expected "
+                       "http[s]://host[:port]); OTLP export off for it", _env_name(info.field_name))
+            return None
+        return value
+
+    @field_validator("otlp_headers", "otlp_traces_headers", "otlp_metrics_headers")
+    @classmethod
+    def _well_formed_headers(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        items = [item for item in value.split(",") if item.strip()]
+        good = [item for item in items if item.partition("=")[0].strip() and "=" in item]
+        if len(good) < len(items):
+            _warn_once(info.field_name or "", value, "%s: ignoring malformed entries (%d; expected k=v,k2=v2)",
+                       _env_name(info.field_name), len(items) - len(good))
+        return ",".join(good) or None
+
+    @field_validator("traces_sampler")
+    @classmethod
+    def _known_sampler(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() not in SAMPLERS:
+            _warn_once("traces_sampler", value, "unknown OTEL_TRACES_SAMPLER %r, using the environment default",
+                       value[:40])
+            return None
+        return value
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _valid_dsn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(value)
+        except BadDsn as exc:
+            _warn_once("sentry_dsn", value, "invalid SENTRY_DSN (%s); Sentry off", exc)
+            return None
+        return value
 
     @property
     def otlp_enabled(self) -> bool:

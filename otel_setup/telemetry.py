@@ -21,6 +21,7 @@ import atexit
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import metrics as metrics_api
@@ -67,6 +68,7 @@ class Telemetry:
         self.pull_reader = PullReader()
         self.registry = make_registry(self.pull_reader)
         self.span_exporters: dict[str, SpanExporter] = {}
+        self.otlp_metric_reader: MetricReader | None = None
         self._apps: list[Any] = []
         self._closed = False
         self.sentry_enabled = False
@@ -90,15 +92,18 @@ class Telemetry:
             self._add_exporters()
             if settings.instrument_dependencies:
                 dependencies.instrument(self)
+        # One bounded, idempotent shutdown at exit instead of each provider's (and Sentry's) own.
+        atexit.register(self.shutdown)
 
     # -- construction -------------------------------------------------------------------
     def _build_providers(self) -> None:
         readers: list[MetricReader] = [self.pull_reader]
-        if self.settings.otlp_enabled:
+        if self.settings.otlp_endpoint or self.settings.otlp_metrics_endpoint:
             with guard("otlp-metrics"):
                 from .otlp import metric_reader
 
-                readers.append(metric_reader(self.settings))
+                self.otlp_metric_reader = metric_reader(self.settings)
+                readers.append(self.otlp_metric_reader)
         self.meter_provider = MeterProvider(
             metric_readers=readers,
             resource=self.resource,
@@ -108,8 +113,6 @@ class Telemetry:
         )
         self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler,
                                               shutdown_on_exit=False)
-        # One bounded, idempotent shutdown at exit instead of each provider's own.
-        atexit.register(self.shutdown)
 
     def _add_engine_metrics(self) -> None:
         breakdown = self.instruments.get("fds_engine_breakdown_seconds")
@@ -167,48 +170,72 @@ class Telemetry:
         self._apps.append(app)
 
     def force_flush(self, timeout_millis: int = 5000) -> None:
+        """Send what is queued (spans, OTLP metrics and logs, Sentry events), in parallel, waiting
+        at most ``timeout_millis`` even with a dead endpoint."""
+        import sentry_sdk
+
+        flushers: list[tuple[str, Callable[[], object]]] = [("logs", lambda: logs.flush_logs(timeout_millis))]
         if self.enabled:
-            with guard("flush"):
-                self.tracer_provider.force_flush(timeout_millis)
-        logs.flush_logs(timeout_millis)
+            flushers.append(("traces", lambda: self.tracer_provider.force_flush(timeout_millis)))
+        if self.otlp_metric_reader is not None:
+            reader = self.otlp_metric_reader  # not the pull reader: a collect there eats exemplars
+            flushers.append(("metrics", lambda: reader.force_flush(timeout_millis)))
+        if self.sentry_enabled:
+            flushers.append(("sentry", lambda: sentry_sdk.get_client().flush(timeout=timeout_millis / 1000)))
+        _run_bounded("flush", flushers, timeout_millis / 1000)
 
     def shutdown(self) -> None:
-        """Flush and stop; bounded by ``SHOPFDS_SHUTDOWN_TIMEOUT`` even with a dead endpoint."""
+        """Flush and stop; bounded by ``SHOPFDS_SHUTDOWN_TIMEOUT`` even with a dead endpoint.
+
+        Traces, metrics, OTLP logs and Sentry stop in parallel against one deadline, so a dead
+        collector does not eat the time Sentry needs for its last events (or the reverse);
+        what is still unsent at the deadline is dropped with its daemon thread.
+        """
         global _active
         with _lock:
             if self._closed:
                 return
             self._closed = True
+            log_provider = None
             if _active is self:
                 _active = None
-                logs.teardown_logging()
+                log_provider = logs.detach_logging()
             dependencies.uninstrument(self)
             if self.metrics_server is not None:
                 with guard("metrics-listener"):
                     self.metrics_server.close()
-        if not self.enabled and not self.sentry_enabled:
-            return
-        deadline = time.monotonic() + self.settings.shutdown_timeout
-        worker = threading.Thread(target=self._shutdown_providers, name="otel-setup-shutdown",
-                                  daemon=True)
-        worker.start()
-        worker.join(max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            log.warning("telemetry shutdown exceeded %.1fs; unsent data dropped",
-                        self.settings.shutdown_timeout)
+        _run_bounded("shutdown", self._stoppers(log_provider), self.settings.shutdown_timeout)
 
-    def _shutdown_providers(self) -> None:
+    def _stoppers(self, log_provider: Any) -> list[tuple[str, Callable[[], object]]]:
         timeout_ms = int(self.settings.shutdown_timeout * 1000)
+        stoppers: list[tuple[str, Callable[[], object]]] = []
         if self.enabled:
-            with guard("shutdown"):
-                self.tracer_provider.shutdown()
-            with guard("shutdown"):
-                self.meter_provider.shutdown(timeout_millis=timeout_ms)
+            stoppers.append(("traces", self.tracer_provider.shutdown))
+            stoppers.append(("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout_ms)))
+        if log_provider is not None:
+            stoppers.append(("logs", log_provider.shutdown))
         if self.sentry_enabled:
-            with guard("shutdown"):
-                import sentry_sdk
+            import sentry_sdk
 
-                sentry_sdk.get_client().close(timeout=min(2.0, self.settings.shutdown_timeout))
+            stoppers.append(("sentry", lambda: sentry_sdk.get_client().close(timeout=self.settings.shutdown_timeout)))
+        return stoppers
+
+
+def _run_bounded(what: str, parts: list[tuple[str, Callable[[], object]]], timeout: float) -> None:
+    """Run each part in its own daemon thread; return when all are done or ``timeout`` passed."""
+    def run(call: Callable[[], object]) -> None:
+        with guard(what):
+            call()
+
+    deadline = time.monotonic() + timeout
+    workers = [threading.Thread(target=run, args=(call,), name=f"otel-setup-{what}-{part}", daemon=True)
+               for part, call in parts]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    if late := [w.name.rsplit("-", 1)[1] for w in workers if w.is_alive()]:
+        log.warning("telemetry %s exceeded %.1fs (%s); unsent data dropped", what, timeout, ", ".join(late))
 
 
 def _resource(service_name: str, settings: TelemetrySettings) -> Resource:

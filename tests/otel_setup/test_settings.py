@@ -86,3 +86,32 @@ def test_every_setting_is_documented_in_the_readme():
         aliases = getattr(field.validation_alias, "choices", None) or []
         env_names = [a for a in aliases if a != name] or [f"SHOPFDS_{name.upper()}"]
         assert any(f"`{env}`" in section or f"`{env}" in section for env in env_names), name
+
+
+@pytest.mark.parametrize("field,bad,variable,expected", [
+    ("traces_sampler", "sometimes-{n}", "OTEL_TRACES_SAMPLER", None),
+    ("otlp_endpoint", "collector-{n}:4318", "OTEL_EXPORTER_OTLP_ENDPOINT", None),  # no scheme
+    ("otlp_traces_endpoint", "http://collector:43{n}x/v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None),
+    ("otlp_headers", "authorization Bearer tok{n},x-tenant=shop", "OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=shop"),
+    ("sentry_dsn", "https://sentry.example.com/{n}", "SENTRY_DSN", None),  # no public key
+])
+def test_a_bad_telemetry_value_warns_once_without_echoing_it_and_falls_back(
+        monkeypatch, caplog, field, bad, variable, expected):
+    import uuid
+
+    value = bad.format(n=uuid.uuid4().hex[:6])  # warnings are once per value and process
+    monkeypatch.setenv(variable, value)
+    with caplog.at_level(logging.WARNING, logger="otel_setup"):
+        first, second = load_settings(), load_settings()
+    assert getattr(first, field) == getattr(second, field) == expected
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and variable in warnings[0], warnings
+    if field in ("otlp_headers", "sentry_dsn"):  # may hold a key
+        assert value not in warnings[0] and "tok" not in warnings[0]
+
+
+def test_only_a_usable_endpoint_enables_otlp(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")
+    assert not load_settings().otlp_enabled
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert load_settings().otlp_enabled
