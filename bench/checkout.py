@@ -50,6 +50,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench.services import percentiles
 from otel_setup.catalog import LATENCY_BUCKETS
 from shopfds.procs import ROOT, prometheus, prometheus_binary
 from shopfds.stack import Stack, run_stack
@@ -61,17 +62,6 @@ KNEE_ACHIEVED = 0.90
 KNEE_ERRORS = 0.01
 FDS_P95_TARGET_MS, API_P95_TARGET_MS = 10.0, 50.0
 err = Console(stderr=True)
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {"n": len(ordered), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
 def bucket_index(seconds: float, bounds: Sequence[float] = LATENCY_BUCKETS) -> int:
@@ -179,11 +169,22 @@ def run_load(shop: Shop, rate: float, duration: float, workdir: Path, seed: int)
     config.write_text(json.dumps({"url": shop.stack.urls["ecommerce"], "rate": rate, "duration": duration,
                                   "shoppers": shop.shoppers, "products": shop.products, "seed": seed}))
     last_id = shop.last_evaluation_id()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in shop.stack.pids.items()}
     subprocess.run([sys.executable, "-m", "bench.load", str(config), str(result)], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     raw = json.loads(result.read_text())
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in shop.stack.pids.items()}
     time.sleep(0.5)  # the FDS writes its evaluation rows behind, in batches (SHOPFDS_WRITE_INTERVAL_SECONDS)
-    return summarize(raw, shop.evaluations_after(last_id))
+    figures = summarize(raw, shop.evaluations_after(last_id))
+    done = max(1, figures["order_ms"]["n"])
+    figures["cpu_ms_per_checkout"] = {name: round(1000 * seconds / done, 1) for name, seconds in cpu.items()}
+    return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarize(raw: dict[str, Any], evaluations: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
@@ -406,6 +407,9 @@ def paired(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[mode] = {key: statistics.median(r[key] for r in items) for key in ("achieved_tps", "error_rate")}
             for key in ("order_ms", "fds_ms"):
                 row[mode][key] = {q: statistics.median(r[key][q] for r in items) for q in ("p50", "p95", "p99")}
+            row[mode]["cpu_ms_per_checkout"] = {
+                name: statistics.median(r["cpu_ms_per_checkout"][name] for r in items)
+                for name in items[0]["cpu_ms_per_checkout"]}
             row[mode]["engines_p95_ms"] = {
                 name: statistics.median(r["engines_p95_ms"].get(name, float("nan")) for r in items)
                 for name in items[0]["engines_p95_ms"]}
@@ -423,10 +427,15 @@ def paired(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_cell(figures: dict[str, Any]) -> str:
+    cpu = figures.get("cpu_ms_per_checkout", {})
+    return f"{cpu.get('ecommerce', float('nan')):.1f} / {cpu.get('fds', float('nan')):.1f}"
+
+
 def tables(result: dict[str, Any]) -> list[Table]:
     latency = Table(title="Checkout over HTTP: medians of the rounds (client side; FDS from its own rows)")
     for column in ("offered/s", "mode", "achieved/s", "errors", "order P50", "order P95", "order P99",
-                   "FDS P50", "FDS P95", "FDS P99", "rule/ml/cti P95"):
+                   "FDS P50", "FDS P95", "FDS P99", "rule/ml/cti P95", "CPU ms/checkout ecommerce/fds"):
         latency.add_column(column, justify="right")
     compare = Table(title="Telemetry on against off, and Prometheus against the client (ms)")
     for column in ("offered/s", "throughput on/off", "order P95 client", "order P95 Prometheus",
@@ -438,7 +447,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
             engines = "/".join(f"{m['engines_p95_ms'].get(e, float('nan')):.2f}" for e in ("rule", "ml", "cti"))
             latency.add_row(f"{row['offered_tps']:g}", mode, f"{m['achieved_tps']:.1f}", f"{m['error_rate']:.2%}",
                             *(f"{m['order_ms'][q]:.1f}" for q in ("p50", "p95", "p99")),
-                            *(f"{m['fds_ms'][q]:.2f}" for q in ("p50", "p95", "p99")), engines)
+                            *(f"{m['fds_ms'][q]:.2f}" for q in ("p50", "p95", "p99")), engines, cpu_cell(m))
         prom = row.get("prometheus", {})
         compare.add_row(f"{row['offered_tps']:g}", f"{row['throughput_ratio']:.3f}",
                         f"{row[ON]['order_ms']['p95']:.1f}", f"{prom.get('order_p95_ms', float('nan')):.1f}",

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON
+from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_cell
 
 FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json"}
@@ -96,7 +96,7 @@ def checkout_section(checkout: dict[str, Any]) -> str:
             engines = " / ".join(f"{m['engines_p95_ms'].get(e, float('nan')):.2f}" for e in ("rule", "ml", "cti"))
             latency.append((f"{row['offered_tps']:g}", mode, f"{m['achieved_tps']:.1f}", f"{m['error_rate']:.2%}",
                             *(f"{m['order_ms'][q]:.1f}" for q in ("p50", "p95", "p99")),
-                            *(f"{m['fds_ms'][q]:.2f}" for q in ("p50", "p95", "p99")), engines))
+                            *(f"{m['fds_ms'][q]:.2f}" for q in ("p50", "p95", "p99")), engines, cpu_cell(m)))
         prom = row.get("prometheus", {})
         compare.append((f"{row['offered_tps']:g}", f"{row['throughput_ratio']:.3f}",
                         f"{row[ON]['order_ms']['p95']:.1f}", f"{prom.get('order_p95_ms', float('nan')):.1f}",
@@ -129,9 +129,10 @@ def checkout_section(checkout: dict[str, Any]) -> str:
         f"## Checkout end to end over HTTP, telemetry on against off ({backend})",
         "Medians of the ABBA rounds. `order` is the client-side time of `POST /v1/orders` (the ground "
         "truth); `FDS` is the FDS's own evaluation time from its evaluation rows (present with telemetry "
-        "off too); engines are their P95.",
+        "off too); engines are their P95; CPU is each process's user + system time over the run divided by "
+        "the completed checkouts.",
         _table(("offered/s", "mode", "achieved/s", "errors", "order P50", "order P95", "order P99", "FDS P50",
-                "FDS P95", "FDS P99", "rule / ml / cti P95"), latency),
+                "FDS P95", "FDS P99", "rule / ml / cti P95", "CPU ms per checkout, ecommerce / fds"), latency),
         _table(("offered/s", "throughput on/off", "order P95 client", "order P95 Prometheus", "FDS P95 rows",
                 "FDS P95 Prometheus", "bucket distance (max)"), compare),
         "Targets:\n" + "\n".join(targets),

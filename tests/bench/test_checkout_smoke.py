@@ -38,6 +38,7 @@ def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
             assert 0 < run["order_ms"]["p50"] <= run["order_ms"]["p95"] <= run["order_ms"]["p99"]
             # every checkout reached the FDS, telemetry or not: its rows say so
             assert run["fds_ms"]["n"] == run["order_ms"]["n"] and set(run["engines_p95_ms"]) == {"rule", "ml", "cti"}
+            assert run["cpu_ms_per_checkout"]["ecommerce"] > 0 and run["cpu_ms_per_checkout"]["fds"] > 0
         if run["mode"] == "telemetry" and prometheus_binary():
             assert run["prometheus_p95_ms"]["order"] > 0 and run["prometheus_p95_ms"]["fds"] > 0
     row = result["paired"][0]

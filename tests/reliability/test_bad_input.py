@@ -34,7 +34,6 @@ from services.admin.app import create_app as create_admin
 from services.admin.settings import Settings as AdminSettings
 from services.common.inprocess import serve
 from services.common.money import MAX_AMOUNT
-from services.common.security import issue_token
 from services.ecommerce.app import create_app as create_ecommerce
 from services.ecommerce.settings import Settings as EcommerceSettings
 from services.fds.app import create_app as create_fds
@@ -42,6 +41,7 @@ from services.fds.settings import Settings as FdsSettings
 from services.ml.app import create_app as create_ml
 from services.ml.features import FEATURES
 from services.ml.settings import Settings as MlSettings
+from tests.reliability.callers import caller_headers
 from tests.services.conftest import Backend, backend  # noqa: F401 - the fixture, used by name
 
 DEAD = "http://127.0.0.1:1"
@@ -106,15 +106,6 @@ def _with(body: dict[str, Any], field: tuple[str, ...], literal: str) -> bytes:
     return json.dumps(body).replace(f'"{marker}"', literal).encode()
 
 
-async def _auth(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[str, str]:
-    if role != "user":
-        return {"Authorization": f"Bearer {issue_token(app.state.settings.jwt_secret, role, role, 300)}"}
-    credentials = {"email": f"{uuid.uuid4().hex[:10]}@example.com", "password": "s3cret-pass"}
-    assert (await client.post("/v1/auth/register", json={**credentials, "name": "Kim"})).status_code == 201
-    login = await client.post("/v1/auth/login", json=credentials)
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 async def _stream(size: int) -> AsyncIterator[bytes]:
     """A body sent in chunks without Content-Length."""
     yield b'{"note": "'
@@ -144,7 +135,7 @@ async def test_malformed_requests_are_clear_4xx_without_echo(tmp_path: Path, ser
     limit = app.state.settings.max_body_bytes
     problems: list[str] = []
     async with serve(app) as client:
-        auth = await _auth(client, app, target.role)
+        auth = await caller_headers(client, app, target.role)
 
         async def post(content: Any, **headers: str) -> httpx.Response:
             return await client.post(target.path, content=content, headers={**auth, **headers})
@@ -182,7 +173,7 @@ async def test_nul_character_in_text_is_422_on_both_backends(backend: Backend, t
     settings = EcommerceSettings(**backend.overrides, fds_url=DEAD)
     app = create_ecommerce(settings, telemetry_settings=_telemetry(tmp_path))
     async with serve(app) as client:
-        auth = await _auth(client, app, "user")
+        auth = await caller_headers(client, app, "user")
         register = await client.post("/v1/auth/register",
                                      json={"email": "nul@example.com", "password": "s3cret-pass", "name": "K\u0000m"})
         login = await client.post("/v1/auth/login", json={"email": "n\u0000l@example.com", "password": CARD})

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,13 +35,13 @@ from otel_setup.settings import TelemetrySettings
 from services.admin.app import create_app as create_admin
 from services.admin.settings import Settings as AdminSettings
 from services.common.inprocess import serve
-from services.common.security import issue_token
 from services.ecommerce.app import create_app as create_ecommerce
 from services.ecommerce.settings import Settings as EcommerceSettings
 from services.fds.app import create_app as create_fds
 from services.fds.settings import Settings as FdsSettings
 from services.ml.app import create_app as create_ml
 from services.ml.settings import Settings as MlSettings
+from tests.reliability.callers import caller_headers
 
 DEAD = "http://127.0.0.1:1"  # nothing listens: every upstream call fails at once
 ROUNDS = 2
@@ -150,15 +149,6 @@ SERVICES = {"ecommerce": Service(_ecommerce, _ecommerce_kinds, "user"), "fds": S
             "ml": Service(_ml, _ml_kinds, "service"), "admin": Service(_admin, _admin_kinds, "admin")}
 
 
-async def _caller(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[str, str]:
-    if role != "user":
-        return {"Authorization": f"Bearer {issue_token(app.state.settings.jwt_secret, role, role, 600)}"}
-    credentials = {"email": f"{uuid.uuid4().hex[:10]}@example.com", "password": "s3cret-pass"}
-    assert (await client.post("/v1/auth/register", json={**credentials, "name": "Kim"})).status_code == 201
-    login = await client.post("/v1/auth/login", json=credentials)
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 def _series(body: str) -> dict[str, set[tuple[tuple[str, str], ...]]]:
     """Label sets per family (a histogram's buckets and a summary's quantiles are one series)."""
     return {family.name: {tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("le", "quantile")))
@@ -187,7 +177,7 @@ async def test_random_requests_do_not_grow_metrics(tmp_path: Path, name: str) ->
     statuses: set[int] = set()
     rounds = []
     async with serve(app) as client:
-        kinds = service.kinds(await _caller(client, app, service.role))
+        kinds = service.kinds(await caller_headers(client, app, service.role))
         for _ in range(ROUNDS):
             for kind in kinds:
                 for _ in range(PER_KIND):
