@@ -46,6 +46,7 @@ class EvaluationWriter:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- one evaluation per transaction ------------------------------------------------
     def waiting(self, transaction_id: str) -> dict[str, Any] | None:
@@ -92,10 +93,12 @@ class EvaluationWriter:
                 async with self.db.sessions() as session:
                     await session.execute(self._insert(), rows)
                     await session.commit()
-            except Exception as exc:
+            except BaseException as exc:  # cancelled too: the rows stay queued (the insert is idempotent)
                 self.pending = {**self.in_flight, **self.pending}  # kept, retried next time
-                log.warning("evaluation batch of %d rows not written (%s); retrying", len(rows), type(exc).__name__)
-                otel_setup.capture_exception_with_context(exc, component="fds-writer", rows=len(rows))
+                if isinstance(exc, Exception):
+                    log.warning("evaluation batch of %d rows not written (%s); retrying", len(rows),
+                                type(exc).__name__)
+                    otel_setup.capture_exception_with_context(exc, component="fds-writer", rows=len(rows))
                 raise
             finally:
                 self.in_flight = {}
@@ -105,7 +108,7 @@ class EvaluationWriter:
         return dialect.insert(EvaluationRow.__table__).on_conflict_do_nothing(index_elements=["transaction_id"])
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -117,8 +120,12 @@ class EvaluationWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # The loop ends by itself after its current batch: cancelling it mid-insert left that
+            # connection holding SQLite's write lock while the last flush below tried to write
+            # ("database is locked", every queued row left behind).
+            self._closing = True
+            self._wake.set()
+            with contextlib.suppress(Exception):
                 await self._task
         with contextlib.suppress(Exception):
             await self.flush()

@@ -54,3 +54,20 @@ async def test_rows_waiting_at_shutdown_are_written(backend: Backend, tmp_path: 
         found = [await client.get(f"/v1/fds/transactions/{b['transaction_id']}", headers=staff(second))
                  for b in bodies]
     assert [r.status_code for r in found] == [200, 200, 200]
+
+
+async def test_shutdown_during_a_batch_writes_every_row(backend: Backend, tmp_path: Path) -> None:
+    # Batches of 5 are inserted while answers keep coming; the service stops right after the last
+    # answer, usually while a batch is being inserted: that batch and the rest must still land.
+    for round_ in range(3):
+        app = make_fds(backend, tmp_path / str(round_), write_interval_seconds=5.0, write_batch=5)
+        bodies = [txn() for _ in range(40)]
+        async with serve(app) as client:
+            answers = await asyncio.gather(*(client.post("/v1/fds/evaluate", json=b) for b in bodies))
+        assert [a.status_code for a in answers] == [200] * 40
+        reopened = make_fds(backend, tmp_path / str(round_))
+        async with serve(reopened), reopened.state.db.sessions() as session:
+            ids = [b["transaction_id"] for b in bodies]
+            stored = await session.scalar(select(func.count()).select_from(EvaluationRow)
+                                          .where(EvaluationRow.transaction_id.in_(ids)))
+        assert stored == 40
