@@ -128,11 +128,16 @@ async def test_seed_helpers_record_their_metrics(make_telemetry):
     assert next(s for s in fds if s.name.endswith("_sum")).value == pytest.approx(0.075)
 
 
-def test_helpers_are_noops_before_configure():
+def test_helpers_are_noops_before_configure(make_telemetry):
     assert otel_setup.current() is None
     otel_setup.record_transaction("completed", 1)
     otel_setup.record_http_request("GET", "/x", 200)
     otel_setup.record_fds_evaluation("low_risk", 0.01)
+    # Nothing was kept for later: the first Telemetry starts from zero.
+    telemetry, _ = make_telemetry("ecommerce")
+    assert samples(telemetry, "ecommerce_transactions") == []
+    assert samples(telemetry, "ecommerce_http_requests") == []
+    assert [s.value for s in samples(telemetry, "ecommerce_transaction_amount")] == [0.0]
 
 
 def test_every_catalog_name_comes_out_exactly(make_telemetry):
