@@ -6,18 +6,15 @@ counted too; ``configure`` exposes them as the ``otel_setup_*`` self-metrics.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 # Sentry's logging integration ignores this logger (see sentry.py): an error while reporting
 # an error is never reported again.
 log = logging.getLogger("otel_setup")
 
-F = TypeVar("F", bound=Callable[..., Any])
 LabelKey = tuple[tuple[str, str], ...]
 
 
@@ -67,20 +64,3 @@ def guard(component: str) -> Iterator[None]:
         yield
     except Exception as exc:  # telemetry must never raise into the caller
         report_failure(component, exc)
-
-
-def guarded(component: str, default: Any = None) -> Callable[[F], F]:
-    """Decorator form of :func:`guard` returning ``default`` when the call fails."""
-
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                report_failure(component, exc)
-                return default
-
-        return inner  # type: ignore[return-value]
-
-    return wrap
