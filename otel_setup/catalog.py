@@ -167,14 +167,29 @@ def specs_for(service_name: str) -> tuple[MetricSpec, ...]:
 
 
 # Span and resource attribute names shared by services, processors and the collector config.
+# ``fds.engine`` is an attribute, so it is not also a namespace: an engine span's own score and
+# run status are ``fds.score`` and ``fds.status`` (OTel attribute naming rules).
 class Attr:
     FDS_ENGINE = "fds.engine"
+    FDS_SCORE = "fds.score"
+    FDS_STATUS = "fds.status"
     FDS_TRANSACTION_ID = "fds.transaction_id"
     FDS_RISK_SCORE = "fds.risk_score"
     FDS_RISK_LEVEL = "fds.risk_level"
     FDS_DECISION = "fds.decision"
     FDS_DEGRADED = "fds.degraded"
     SENTRY_OP = "sentry.op"
+    # Stable HTTP and database semantic conventions (otel_setup.semconv opts the contrib
+    # instrumentations in); the collector's span metrics and `shopfds trace` read these.
+    HTTP_REQUEST_METHOD = "http.request.method"
+    HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+    HTTP_ROUTE = "http.route"
+    URL_PATH = "url.path"
+    URL_FULL = "url.full"
+    SERVER_ADDRESS = "server.address"
+    DB_SYSTEM_NAME = "db.system.name"
+    DB_NAMESPACE = "db.namespace"
+    DB_QUERY_TEXT = "db.query.text"
     OVERFLOW_LABEL = "otel_metric_overflow"
 
 

@@ -141,6 +141,12 @@ class TelemetrySettings(BaseSettings):
     log_level: str = "INFO"
     log_dir: str | None = None
     instrument_dependencies: bool = True
+    # The contrib instrumentations write the pre-1.0 names (http.status_code, db.statement,
+    # net.peer.*) unless told otherwise; the collector, Tempo and Sentry expect the stable ones.
+    semconv_stability_opt_in: str = Field(
+        "http,database",
+        validation_alias=_alias("semconv_stability_opt_in", "OTEL_SEMCONV_STABILITY_OPT_IN"),
+    )
 
     @field_validator("otlp_protocol", "otlp_traces_protocol", "otlp_metrics_protocol")
     @classmethod

@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-_KEY_ATTRIBUTES = ("fds.engine", "http.route", "http.status_code", "http.response.status_code",
-                   "fds.decision", "fds.risk_score", "exception.type")
+from otel_setup.catalog import Attr
+
+# Stable semantic conventions (otel_setup.semconv): the HTTP status and the database query.
+_KEY_ATTRIBUTES = (Attr.FDS_ENGINE, Attr.HTTP_ROUTE, Attr.HTTP_RESPONSE_STATUS_CODE, Attr.DB_SYSTEM_NAME,
+                   Attr.FDS_DECISION, Attr.FDS_RISK_SCORE, Attr.FDS_STATUS, "exception.type")
 
 
 def _depths(spans: list[dict[str, Any]]) -> dict[str, int]:
