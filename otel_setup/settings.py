@@ -120,6 +120,11 @@ class TelemetrySettings(BaseSettings):
     otlp_timeout_s: float = Field(
         5.0, gt=0, validation_alias=_alias("otlp_timeout_s", "OTEL_EXPORTER_OTLP_TIMEOUT")
     )
+    # "none": no OTLP metric push even with an endpoint set, when Prometheus scrapes /metrics
+    # (compose): one path per metric, so no sum() counts a series twice.
+    metrics_exporter: Literal["otlp", "none"] = Field(
+        "otlp", validation_alias=_alias("metrics_exporter", "OTEL_METRICS_EXPORTER")
+    )
     metric_export_interval_ms: int = Field(
         15000, gt=0, validation_alias=_alias("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL")
     )
@@ -228,6 +233,11 @@ class TelemetrySettings(BaseSettings):
     def otlp_enabled(self) -> bool:
         """True when any OTLP endpoint is set: a collector receives our telemetry."""
         return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_metrics_endpoint)
+
+    @property
+    def otlp_metrics_enabled(self) -> bool:
+        """True when metrics are pushed over OTLP: an endpoint for them, and not switched off."""
+        return bool(self.otlp_endpoint or self.otlp_metrics_endpoint) and self.metrics_exporter != "none"
 
     @property
     def log_directory(self) -> str:

@@ -99,7 +99,7 @@ class Telemetry:
     # -- construction -------------------------------------------------------------------
     def _build_providers(self) -> None:
         readers: list[MetricReader] = [self.pull_reader]
-        if self.settings.otlp_endpoint or self.settings.otlp_metrics_endpoint:
+        if self.settings.otlp_metrics_enabled:
             with guard("otlp-metrics"):
                 from .otlp import metric_reader
 
