@@ -142,6 +142,19 @@ SELF = (
     _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped or lost on the way", "reason"),
 )
 
+# The collector's own telemetry (otelcol-contrib 0.135.0, scraped from :8888, job otel-collector),
+# as Prometheus sees it: mdatagen's otelcol_ prefix, _total on counters (the reader in
+# collector/otelcol-config.yaml sets without_type_suffix: false), no unit suffix ({spans} and
+# {traces} are annotations). Not emitted by the services, so not in ALL.
+COLLECTOR = (
+    _c("otelcol_receiver_accepted_spans_total", "Spans the receiver pushed into the pipeline", "receiver"),
+    _c("otelcol_receiver_refused_spans_total", "Spans the receiver could not push (memory_limiter)", "receiver"),
+    _c("otelcol_exporter_sent_spans_total", "Spans sent by an exporter", "exporter"),
+    _c("otelcol_exporter_send_failed_spans_total", "Spans in failed attempts to send", "exporter"),
+    _c("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total",
+       "Traces evicted from tail sampling before their decision (num_traces exceeded)"),
+)
+
 BY_SERVICE: dict[str, tuple[MetricSpec, ...]] = {
     "ecommerce": ECOMMERCE,
     "fds": FDS,
