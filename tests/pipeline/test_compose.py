@@ -345,7 +345,8 @@ def test_grafana_links_to_sentry_only_when_sentry_is_configured(org: str) -> Non
     assert provider["providers"][0]["folder"] == "ShopFDS"
     assert mounts[provider["providers"][0]["options"]["path"]] == "./dashboards"
     assert list((ROOT / "dashboards").glob("*.json"))
-    datasources = yaml.safe_load((ROOT / mounts["/etc/grafana/provisioning/datasources"] / "datasources.yml").read_text())
+    mounted = ROOT / mounts["/etc/grafana/provisioning/datasources"] / "datasources.yml"
+    datasources = yaml.safe_load(mounted.read_text())
     links = _sentry_links(datasources)
     if not org:
         assert links == [], "a Sentry link with no organization leads nowhere"
