@@ -130,6 +130,8 @@ class TelemetrySettings(BaseSettings):
     )
     sentry_dsn: str | None = Field(None, validation_alias=_alias("sentry_dsn", "SENTRY_DSN"))
     sentry_traces: bool = True
+    # The collector forwards traces to Sentry (its Sentry overlay): the SDK then sends none itself.
+    sentry_traces_via_collector: bool = False
     trace_store_dir: str = ".shopfds/traces"
     trace_store_max_mb: float = Field(64.0, gt=0)
     metrics_path: str = "/metrics"
@@ -182,6 +184,11 @@ class TelemetrySettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("sentry_traces_via_collector", mode="before")
+    @classmethod
+    def _blank_is_false(cls, value: object) -> object:
+        return value if value not in ("", None) else False  # compose passes "" when it is off
 
     # The checks below run after the one above (pydantic: in definition order). Each bad value
     # is reported once, never echoed (a DSN or a header may hold a key), and switched off.

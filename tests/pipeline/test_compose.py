@@ -258,8 +258,10 @@ def test_app_environment_names_settings_the_services_read() -> None:
         assert name in env, name
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert env["OTEL_METRICS_EXPORTER"] == "none"  # metrics are scraped, not also pushed
+    from otel_setup.settings import TelemetrySettings
+
     accepted = set()
-    for field_name, field in ServiceSettings.model_fields.items():
+    for field_name, field in {**ServiceSettings.model_fields, **TelemetrySettings.model_fields}.items():
         accepted.add(f"SHOPFDS_{field_name.upper()}")
         choices = getattr(field.validation_alias, "choices", [])
         accepted |= {str(c).upper() for c in choices}
@@ -267,7 +269,7 @@ def test_app_environment_names_settings_the_services_read() -> None:
         app_env = _services()[app]["environment"]
         for name in app_env:
             if name.startswith("SHOPFDS_") and name != "SHOPFDS_ADMIN_PASSWORD":
-                assert name in accepted, f"{app}: {name} is not a setting of ServiceSettings"
+                assert name in accepted, f"{app}: {name} is not a service or telemetry setting"
         for other, port in SEED_PORTS.items():
             assert app_env[f"SHOPFDS_{other.upper()}_URL"] == f"http://{other}:{port}"
 
@@ -285,6 +287,33 @@ def test_the_services_push_traces_and_logs_to_the_collector_but_not_their_metric
         assert telemetry.otlp_metric_reader is None, "a second, OTLP copy of every metric"
     finally:
         telemetry.shutdown()
+
+
+DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/2"
+
+
+@pytest.mark.parametrize("env", [{"SENTRY_DSN": DSN},
+                                 {"SENTRY_DSN": DSN, "SENTRY_OTLP_ENDPOINT": "https://o1.ingest.sentry.io/api/2/integration/otlp",
+                                  "SENTRY_AUTH_HEADER": "sentry sentry_key=0123456789abcdef0123456789abcdef"}],
+                         ids=["dsn-only", "dsn-and-collector-overlay"])
+def test_with_a_sentry_dsn_traces_reach_sentry_once(env: dict[str, str], monkeypatch, tmp_path) -> None:
+    """From the services straight to Sentry, or through the collector's overlay: never neither,
+    never both."""
+    import otel_setup
+    from otel_setup.settings import load_settings
+    from tests.pipeline.test_collector_config import deployed
+
+    for name, value in resolved(env)["services"]["fds"]["environment"].items():
+        if name.startswith(("OTEL_", "SENTRY_", "SHOPFDS_SENTRY")):
+            monkeypatch.setenv(name, str(value))
+    telemetry = otel_setup.configure("fds", settings=load_settings(trace_store_dir=str(tmp_path / "traces")))
+    try:
+        direct = "sentry" in telemetry.span_exporters
+    finally:
+        telemetry.shutdown()
+    collector, _ = deployed(env)
+    forwarded = "otlphttp/sentry" in collector["service"]["pipelines"]["traces"]["exporters"]
+    assert direct != forwarded, f"direct {direct}, through the collector {forwarded}"
 
 
 def _hosts(text: str) -> set[tuple[str, int]]:
