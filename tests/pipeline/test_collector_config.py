@@ -228,6 +228,29 @@ def test_the_sentry_otlp_endpoint_is_the_one_the_sdk_derives_from_the_dsn() -> N
     assert headers["x-sentry-auth"].lower().startswith(SENTRY_ENV["SENTRY_AUTH_HEADER"].lower() + ",")
 
 
+OLD_SEMCONV = {"http.method", "http.status_code", "http.target", "http.url", "http.scheme", "http.route_template",
+               "db.statement", "db.system", "db.name", "net.peer.name", "net.peer.port", "net.host.name"}
+
+
+def _attribute_keys(config: dict[str, Any]) -> set[str]:
+    """Span attribute names the collector reads: span metrics dimensions, tail-sampling keys, OTTL."""
+    keys = {d["name"] for d in config["connectors"]["spanmetrics"]["dimensions"]}
+    for policy in config["processors"]["tail_sampling"]["policies"]:
+        keys |= {v["key"] for v in policy.values() if isinstance(v, dict) and "key" in v}
+    keys |= set(re.findall(r'attributes\["([^"]+)"\]', yaml.safe_dump(config)))
+    return keys
+
+
+def test_the_collector_reads_the_attribute_names_the_services_write() -> None:
+    """The catalog's own fds.* names, and the stable semantic conventions the services opt in to
+    (otel_setup/semconv.py): an old name (http.status_code) never matches and is dropped."""
+    keys = _attribute_keys(CONFIGS["base"])
+    ours = {v for k, v in vars(Attr).items() if k.isupper()}
+    assert keys and keys <= ours, sorted(keys - ours)
+    assert not keys & OLD_SEMCONV
+    assert {Attr.HTTP_RESPONSE_STATUS_CODE, Attr.FDS_ENGINE} <= keys
+
+
 def test_the_services_metrics_take_one_path() -> None:
     """The services' metrics are scraped; the collector takes no OTLP metrics that would be a
     second copy with other job/instance labels (service.namespace/name, service.instance.id)."""
