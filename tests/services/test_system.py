@@ -213,7 +213,7 @@ def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_sp
     batches = [r for r in iter_records(stack.trace_dir) if r["service"] == "fds"
                and str(r["attributes"].get("db.query.text", "")).startswith("INSERT INTO fds_evaluations")]
     assert batches and all(r["parent_span_id"] is None for r in batches)
-    redis = [s for s in spans if s["attributes"].get("db.system") == "redis"]
+    redis = [s for s in spans if s["attributes"].get("db.system.name") == "redis"]
     assert {s["service"] for s in redis} == {"ecommerce", "fds"}  # product cache invalidation; aggregates
     assert any("ZADD" in s["attributes"]["db.query.text"] for s in redis if s["service"] == "fds")
     assert all(set(s["attributes"]["db.query.text"].split()) <= set(s["name"].split()) | {"?"} for s in redis)
