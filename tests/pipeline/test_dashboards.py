@@ -50,7 +50,7 @@ MAY_BE_EMPTY = {("telemetry-pipeline", 8), ("telemetry-pipeline", 9)}
 # (export failures, Sentry events lost) and span queues too small for its exporter (queue_full).
 LOSS_PANELS = (2, 3, 4, 6, 7)
 ZERO_FALLBACK = re.compile(r"\s+or\s+vector\(0\)")
-SLOW_EVALUATIONS = 4
+SLOW_EVALUATIONS = 3
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
              "offset", "inf", "nan"}
 
