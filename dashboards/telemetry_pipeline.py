@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
+from otel_setup.catalog import COLLECTOR
+
 from .panels import Q, above, dashboard, neutral, stat, timeseries
 from .promql import increase, sum_rate
 
@@ -16,14 +18,8 @@ UID = "telemetry-pipeline"
 DESCRIPTION = "What the telemetry layer exported, dropped and failed to send, by service and exporter."
 WINDOW = "10m"  # the telemetry-pipeline alert's window
 # The collector's own telemetry (job otel-collector in prometheus/prometheus.yml, scraped from
-# :8888). Not in otel_setup.catalog: these are the collector's names, as its Prometheus reader
-# exposes them (counters with "_total"; collector docs, "Internal telemetry").
-COLLECTOR_METRICS = (
-    "otelcol_receiver_accepted_spans_total",
-    "otelcol_receiver_refused_spans_total",
-    "otelcol_exporter_sent_spans_total",
-    "otelcol_exporter_send_failed_spans_total",
-)
+# :8888), named as its Prometheus reader exposes them (otel_setup.catalog.COLLECTOR).
+COLLECTOR_METRICS = tuple(spec.name for spec in COLLECTOR)
 
 
 def build() -> Dashboard:
@@ -54,12 +50,15 @@ def build() -> Dashboard:
                    [Q(sum_rate("otel_setup_errors_total", by="component"), "{{component}}")],
                    unit="none", pos=(12, 14, 12, 9),
                    description="Telemetry code that raised: logged once, counted, never raised into a request."),
-        timeseries(9, "Collector: spans received, refused, exported, failed", [
+        timeseries(9, "Collector: spans received, refused, exported, failed; traces dropped too early", [
             Q(sum_rate(COLLECTOR_METRICS[0]), "received"),
             Q(sum_rate(COLLECTOR_METRICS[1]), "refused"),
             Q(sum_rate(COLLECTOR_METRICS[2], by="exporter"), "exported {{exporter}}"),
             Q(sum_rate(COLLECTOR_METRICS[3], by="exporter"), "failed {{exporter}}"),
+            Q(sum_rate(COLLECTOR_METRICS[4]), "traces dropped too early"),
         ], unit="none", pos=(0, 23, 24, 8),
-            description="After tail sampling, exported is a share of received by design; refused or failed is loss."),
+            description="After tail sampling, exported is a share of received by design; refused, failed "
+                        "or dropped too early is loss (alerts Collector Export Failures, Collector Refusing "
+                        "Spans, Tail Sampling Dropped Traces Too Early)."),
     ]
     return dashboard(UID, "Telemetry Pipeline", DESCRIPTION, panels)

@@ -142,6 +142,19 @@ SELF = (
     _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped or lost on the way", "reason"),
 )
 
+# The collector's own telemetry (otelcol-contrib 0.135.0, scraped from :8888, job otel-collector),
+# as Prometheus sees it: mdatagen's otelcol_ prefix, _total on counters (the reader in
+# collector/otelcol-config.yaml sets without_type_suffix: false), no unit suffix ({spans} and
+# {traces} are annotations). Not emitted by the services, so not in ALL.
+COLLECTOR = (
+    _c("otelcol_receiver_accepted_spans_total", "Spans the receiver pushed into the pipeline", "receiver"),
+    _c("otelcol_receiver_refused_spans_total", "Spans the receiver could not push (memory_limiter)", "receiver"),
+    _c("otelcol_exporter_sent_spans_total", "Spans sent by an exporter", "exporter"),
+    _c("otelcol_exporter_send_failed_spans_total", "Spans in failed attempts to send", "exporter"),
+    _c("otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total",
+       "Traces evicted from tail sampling before their decision (num_traces exceeded)"),
+)
+
 BY_SERVICE: dict[str, tuple[MetricSpec, ...]] = {
     "ecommerce": ECOMMERCE,
     "fds": FDS,
@@ -167,14 +180,29 @@ def specs_for(service_name: str) -> tuple[MetricSpec, ...]:
 
 
 # Span and resource attribute names shared by services, processors and the collector config.
+# ``fds.engine`` is an attribute, so it is not also a namespace: an engine span's own score and
+# run status are ``fds.score`` and ``fds.status`` (OTel attribute naming rules).
 class Attr:
     FDS_ENGINE = "fds.engine"
+    FDS_SCORE = "fds.score"
+    FDS_STATUS = "fds.status"
     FDS_TRANSACTION_ID = "fds.transaction_id"
     FDS_RISK_SCORE = "fds.risk_score"
     FDS_RISK_LEVEL = "fds.risk_level"
     FDS_DECISION = "fds.decision"
     FDS_DEGRADED = "fds.degraded"
     SENTRY_OP = "sentry.op"
+    # Stable HTTP and database semantic conventions (otel_setup.semconv opts the contrib
+    # instrumentations in); the collector's span metrics and `shopfds trace` read these.
+    HTTP_REQUEST_METHOD = "http.request.method"
+    HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+    HTTP_ROUTE = "http.route"
+    URL_PATH = "url.path"
+    URL_FULL = "url.full"
+    SERVER_ADDRESS = "server.address"
+    DB_SYSTEM_NAME = "db.system.name"
+    DB_NAMESPACE = "db.namespace"
+    DB_QUERY_TEXT = "db.query.text"
     OVERFLOW_LABEL = "otel_metric_overflow"
 
 

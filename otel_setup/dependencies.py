@@ -1,6 +1,6 @@
 """Client spans for the service's dependencies, by the contrib instrumentations.
 
-- SQLAlchemy: every statement a child span of the request (``db.statement`` is the SQL with its
+- SQLAlchemy: every statement a child span of the request (``db.query.text`` is the SQL with its
   bind placeholders; parameter values are never recorded; no SQL commenter). Engines created
   after ``configure`` are traced, so ``create_async_engine`` must be looked up at call time.
 - Redis (redis-py, sync and asyncio): the command name with its arguments replaced by ``?``.

@@ -6,7 +6,8 @@ Design (each point is a pitfall met in sentry-sdk):
   for trace *linking* (every event carries the active OTel trace and span id); its exporter
   and its propagator are off: the propagator would replace W3C ``traceparent``, and its
   exporter would bypass our PII scrubbing. Sampled spans reach Sentry's OTLP endpoint through
-  our own scrubbed, bounded exporter instead (or through the collector when one is set).
+  our own scrubbed, bounded exporter instead, unless the collector forwards them
+  (``SHOPFDS_SENTRY_TRACES_VIA_COLLECTOR``: its Sentry overlay, after tail sampling).
 - The Starlette/FastAPI integrations are disabled: they capture exceptions outside the OTel
   server span, where the event's trace id matches no trace. ``asgi.TelemetryMiddleware``
   captures inside the span.
@@ -131,7 +132,8 @@ def init_sentry(dsn: str | None = None, environment: str | None = None,
             from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 
             active.sampler.inner = ParentBasedTraceIdRatio(traces_sample_rate)
-        if enable_tracing and active.settings.sentry_traces and not active.settings.otlp_enabled:
+        forwarded = active.settings.otlp_enabled and active.settings.sentry_traces_via_collector
+        if enable_tracing and active.settings.sentry_traces and not forwarded:
             from .otlp import http_span_exporter
 
             url, headers = sentry_otlp_endpoint(dsn)

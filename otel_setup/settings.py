@@ -120,11 +120,18 @@ class TelemetrySettings(BaseSettings):
     otlp_timeout_s: float = Field(
         5.0, gt=0, validation_alias=_alias("otlp_timeout_s", "OTEL_EXPORTER_OTLP_TIMEOUT")
     )
+    # "none": no OTLP metric push even with an endpoint set, when Prometheus scrapes /metrics
+    # (compose): one path per metric, so no sum() counts a series twice.
+    metrics_exporter: Literal["otlp", "none"] = Field(
+        "otlp", validation_alias=_alias("metrics_exporter", "OTEL_METRICS_EXPORTER")
+    )
     metric_export_interval_ms: int = Field(
         15000, gt=0, validation_alias=_alias("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL")
     )
     sentry_dsn: str | None = Field(None, validation_alias=_alias("sentry_dsn", "SENTRY_DSN"))
     sentry_traces: bool = True
+    # The collector forwards traces to Sentry (its Sentry overlay): the SDK then sends none itself.
+    sentry_traces_via_collector: bool = False
     trace_store_dir: str = ".shopfds/traces"
     trace_store_max_mb: float = Field(64.0, gt=0)
     metrics_path: str = "/metrics"
@@ -141,6 +148,12 @@ class TelemetrySettings(BaseSettings):
     log_level: str = "INFO"
     log_dir: str | None = None
     instrument_dependencies: bool = True
+    # The contrib instrumentations write the pre-1.0 names (http.status_code, db.statement,
+    # net.peer.*) unless told otherwise; the collector, Tempo and Sentry expect the stable ones.
+    semconv_stability_opt_in: str = Field(
+        "http,database",
+        validation_alias=_alias("semconv_stability_opt_in", "OTEL_SEMCONV_STABILITY_OPT_IN"),
+    )
 
     @field_validator("otlp_protocol", "otlp_traces_protocol", "otlp_metrics_protocol")
     @classmethod
@@ -171,6 +184,11 @@ class TelemetrySettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("sentry_traces_via_collector", mode="before")
+    @classmethod
+    def _blank_is_false(cls, value: object) -> object:
+        return value if value not in ("", None) else False  # compose passes "" when it is off
 
     # The checks below run after the one above (pydantic: in definition order). Each bad value
     # is reported once, never echoed (a DSN or a header may hold a key), and switched off.
@@ -222,6 +240,11 @@ class TelemetrySettings(BaseSettings):
     def otlp_enabled(self) -> bool:
         """True when any OTLP endpoint is set: a collector receives our telemetry."""
         return bool(self.otlp_endpoint or self.otlp_traces_endpoint or self.otlp_metrics_endpoint)
+
+    @property
+    def otlp_metrics_enabled(self) -> bool:
+        """True when metrics are pushed over OTLP: an endpoint for them, and not switched off."""
+        return bool(self.otlp_endpoint or self.otlp_metrics_endpoint) and self.metrics_exporter != "none"
 
     @property
     def log_directory(self) -> str:

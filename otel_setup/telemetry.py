@@ -38,7 +38,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from . import catalog, dependencies, logs, sampling
+from . import catalog, dependencies, logs, sampling, semconv
 from .exposition import PullReader, make_registry
 from .guard import guard, log
 from .instruments import Instruments, views
@@ -61,6 +61,7 @@ class Telemetry:
         self.prefix = catalog.metric_prefix(service_name)
         self.specs = catalog.specs_for(service_name)
         self.enabled = not settings.sdk_disabled
+        semconv.apply(settings.semconv_stability_opt_in)  # before any instrumentation exists
         self.resource = _resource(service_name, settings)
         self.sampler = sampling.EngineRecordingSampler(sampling.base_sampler(settings))
         self.tracer_provider: Any = trace_api.NoOpTracerProvider()
@@ -98,7 +99,7 @@ class Telemetry:
     # -- construction -------------------------------------------------------------------
     def _build_providers(self) -> None:
         readers: list[MetricReader] = [self.pull_reader]
-        if self.settings.otlp_endpoint or self.settings.otlp_metrics_endpoint:
+        if self.settings.otlp_metrics_enabled:
             with guard("otlp-metrics"):
                 from .otlp import metric_reader
 

@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-_KEY_ATTRIBUTES = ("fds.engine", "http.route", "http.status_code", "http.response.status_code",
-                   "fds.decision", "fds.risk_score", "exception.type")
+from otel_setup.catalog import Attr
+
+# Stable semantic conventions (otel_setup.semconv): the HTTP status and the database query.
+_KEY_ATTRIBUTES = (Attr.FDS_ENGINE, Attr.HTTP_ROUTE, Attr.HTTP_RESPONSE_STATUS_CODE, Attr.DB_SYSTEM_NAME,
+                   Attr.FDS_DECISION, Attr.FDS_RISK_SCORE, Attr.FDS_STATUS, "exception.type")
 
 
 def _depths(spans: list[dict[str, Any]]) -> dict[str, int]:
@@ -37,8 +40,11 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
     depths = _depths(spans)
     table = Table(title=f"trace {spans[0]['trace_id']}  ({total / 1e6:.1f} ms)")
     for column in ("service", "span", "start ms", "duration ms", "", "status", "attributes"):
+        # A SQL span is named after its database file: cut long names so the attributes keep room.
         table.add_column(column, justify="right" if "ms" in column else "left",
-                         no_wrap=column != "attributes")
+                         no_wrap=column != "attributes", max_width=40 if column == "span" else None,
+                         min_width=32 if column == "attributes" else None,
+                         overflow="fold" if column == "attributes" else "ellipsis")
     for span in spans:
         offset = (span["start_unix_nano"] - start) / total
         share = max((span["end_unix_nano"] - span["start_unix_nano"]) / total, 1 / width)

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 import otel_setup
+from otel_setup.catalog import Attr
 from services.common.cache import Cache
 
 from . import aggregator, context
@@ -103,8 +104,8 @@ class Evaluator:
                 run = EngineRun(name, "error", _ms(started), error=exc, span_context=span.get_span_context())
             else:
                 run = EngineRun(name, "ok", _ms(started), result)
-                span.set_attribute("fds.engine.score", result.score)
-            span.set_attribute("fds.engine.status", run.status)
+                span.set_attribute(Attr.FDS_SCORE, result.score)
+            span.set_attribute(Attr.FDS_STATUS, run.status)
             if run.error is not None:
                 span.record_exception(run.error)
                 span.set_status(StatusCode.ERROR, f"{name} engine {run.status}")

@@ -55,7 +55,7 @@ async def test_sql_and_redis_spans_are_children_of_the_request(make_telemetry, t
     spans = memory.get_finished_spans()
     server = next(s for s in spans if s.name == "GET /v1/lookup")
     trace = [s for s in spans if s.context.trace_id == server.context.trace_id]
-    sql = [s for s in trace if "db.statement" in (s.attributes or {}) and "length" in s.attributes["db.statement"]]
+    sql = [s for s in trace if "db.query.text" in (s.attributes or {}) and "length" in s.attributes["db.query.text"]]
     redis = [s for s in trace if s.name in ("SET", "GET", "DEL")]
     assert sql, [s.name for s in trace]
     assert not [s for s in trace if s.name == "connect"]  # pool checkouts are not database calls
@@ -63,4 +63,4 @@ async def test_sql_and_redis_spans_are_children_of_the_request(make_telemetry, t
     for span in sql + redis:
         assert span.parent is not None and span.context.trace_id == server.context.trace_id
     assert all(SECRET not in str(dict(s.attributes or {})) for s in trace)
-    assert all("?" in s.attributes["db.statement"] for s in redis if "db.statement" in s.attributes)
+    assert all("?" in s.attributes["db.query.text"] for s in redis if "db.query.text" in s.attributes)

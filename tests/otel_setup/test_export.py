@@ -90,7 +90,7 @@ async def test_collector_gets_traces_and_metrics_with_exemplars(make_telemetry):
         app = _payment_app()
         telemetry, _ = make_telemetry(
             "ecommerce", app=app, otlp_endpoint=rx.url, metric_export_interval_ms=300,
-            sentry_dsn=f"http://publickey@127.0.0.1:{rx.port}/1")
+            sentry_dsn=f"http://publickey@127.0.0.1:{rx.port}/1", sentry_traces_via_collector=True)
         await _checkout(app)
         telemetry.force_flush()
         sentry_sdk.flush(5)
@@ -107,7 +107,7 @@ async def test_collector_gets_traces_and_metrics_with_exemplars(make_telemetry):
         units = {m.name: m.unit for m in rx.metrics()}
         assert units["ecommerce_http_request_duration_seconds"] == "s"
         assert units["ecommerce_http_requests_total"] == ""
-        # the collector forwards traces to Sentry: nothing goes there directly
+        # the collector forwards traces to Sentry (its overlay): nothing goes there directly
         assert not rx.at("/integration/otlp/v1/traces")
         assert rx.sentry_events()
         _assert_no_pii(rx.all_bytes())

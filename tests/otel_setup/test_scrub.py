@@ -97,10 +97,10 @@ def test_query_texts_are_scrubbed_every_time_and_other_attributes_too() -> None:
     statement = f"SELECT * FROM orders WHERE card = '{CARD}' AND email = 'jane.doe@example.com'"
     for user in ("a", "b"):  # the second span's query text comes from the remembered template
         with tracer.start_as_current_span("SELECT") as span:
-            span.set_attribute("db.statement", statement)
+            span.set_attribute("db.query.text", statement)
             span.set_attribute("enduser.id", f"{user}.doe@example.com")
         clean = scrub_span(span)  # type: ignore[arg-type]
         assert clean.attributes is not None
-        assert clean.attributes["db.statement"] == (
+        assert clean.attributes["db.query.text"] == (
             "SELECT * FROM orders WHERE card = '411111******1111' AND email = 'j***@example.com'")
         assert clean.attributes["enduser.id"] == f"{user}***@example.com"

@@ -163,20 +163,107 @@ def test_traces_go_to_the_trace_store(config: dict[str, Any]) -> None:
     assert config["exporters"]["otlp/tempo"]["endpoint"].startswith("${env:TEMPO_OTLP_GRPC_ENDPOINT")
 
 
-def test_sentry_overlay_sends_traces_and_logs_gzip_with_auth_header() -> None:
-    merged = CONFIGS["with-sentry"]
+SENTRY_ENV = {"SENTRY_OTLP_ENDPOINT": "https://o1.ingest.sentry.io/api/2/integration/otlp",
+              "SENTRY_AUTH_HEADER": "sentry sentry_key=abc", "SENTRY_DSN": "https://abc@o1.ingest.sentry.io/2"}
+
+
+def deployed(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The config the compose collector runs with ``env``: its --config files, read from the
+    host files mounted at those paths and merged in order, and the collector's environment."""
+    from tests.pipeline.test_compose import _mounts, resolved
+
+    collector = resolved(env)["services"]["otel-collector"]
+    mounts = _mounts(collector)
+    files = [arg.split("=", 1)[1] for arg in collector["command"] if arg.startswith("--config=")]
+    merged: dict[str, Any] = {}
+    for path in files:
+        merged = merge(merged, load(ROOT / mounts[path]))
+    return merged, {k: str(v) for k, v in collector["environment"].items()}
+
+
+def _env_value(text: str, env: dict[str, str]) -> str:
+    """``${env:NAME}`` / ``${env:NAME:-default}`` as the collector's env provider resolves them."""
+    return re.sub(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+                  lambda m: env.get(m.group(1)) or (m.group(2) or ""), text)
+
+
+@pytest.mark.parametrize("env", [{}, SENTRY_ENV, {**SENTRY_ENV, "COLLECTOR_OVERLAY": "sentry.yaml",
+                                                "SENTRY_OTLP_TRACES_ENDPOINT": "https://o1.ingest.sentry.io/t"}],
+                         ids=["no-sentry", "sentry", "sentry-one-signal-endpoint"])
+def test_every_otlphttp_exporter_has_a_url_for_every_signal_it_serves(env: dict[str, str]) -> None:
+    """otlphttpexporter (core v0.135.0, factory.go composeSignalURL): per signal, its
+    ``<signal>_endpoint`` or else ``endpoint`` + /v1/<signal>; neither stops the collector."""
+    config, collector_env = deployed(env)
+    for name, pipe in pipelines(config).items():
+        for exporter in (e for e in pipe["exporters"] if ctype(e) == "otlphttp"):
+            settings = config["exporters"][exporter] or {}
+            signal = name.split("/")[0]
+            url = _env_value(str(settings.get(f"{signal}_endpoint") or settings.get("endpoint") or ""), collector_env)
+            assert url.startswith("https://"), f"{exporter} in {name}: no URL ({settings})"
+
+
+def test_sentry_gets_traces_and_logs_exactly_when_sentry_is_configured() -> None:
+    without, _ = deployed({})
+    assert "otlphttp/sentry" not in without.get("exporters", {})
+    merged, env = deployed(SENTRY_ENV)
     sentry = merged["exporters"]["otlphttp/sentry"]
-    assert sentry["traces_endpoint"] == "${env:SENTRY_OTLP_TRACES_ENDPOINT}"
-    assert sentry["logs_endpoint"] == "${env:SENTRY_OTLP_LOGS_ENDPOINT}"
-    assert sentry["headers"]["x-sentry-auth"] == "${env:SENTRY_AUTH_HEADER}"
+    # One combined endpoint: the exporter appends /v1/traces and /v1/logs.
+    assert _env_value(sentry["endpoint"], env) == SENTRY_ENV["SENTRY_OTLP_ENDPOINT"]
+    assert not {"traces_endpoint", "logs_endpoint"} & set(sentry)
+    assert _env_value(sentry["headers"]["x-sentry-auth"], env) == SENTRY_ENV["SENTRY_AUTH_HEADER"]
     assert sentry["compression"] == "gzip"
     for signal in ("traces", "logs"):
         for pipe in pipelines_of(merged, signal).values():
             assert "otlphttp/sentry" in pipe["exporters"]
     # The overlay restates whole exporter lists: nothing of the base may be lost.
-    base = CONFIGS["base"]
-    for name, pipe in pipelines(base).items():
+    for name, pipe in pipelines(CONFIGS["base"]).items():
         assert set(pipe["exporters"]) <= set(pipelines(merged)[name]["exporters"]) | {"debug"}
+
+
+def test_the_sentry_otlp_endpoint_is_the_one_the_sdk_derives_from_the_dsn() -> None:
+    from otel_setup.sentry import sentry_otlp_endpoint
+
+    traces_url, headers = sentry_otlp_endpoint(SENTRY_ENV["SENTRY_DSN"])
+    assert traces_url.rstrip("/") == SENTRY_ENV["SENTRY_OTLP_ENDPOINT"] + "/v1/traces"
+    assert headers["x-sentry-auth"].lower().startswith(SENTRY_ENV["SENTRY_AUTH_HEADER"].lower() + ",")
+
+
+OLD_SEMCONV = {"http.method", "http.status_code", "http.target", "http.url", "http.scheme", "http.route_template",
+               "db.statement", "db.system", "db.name", "net.peer.name", "net.peer.port", "net.host.name"}
+
+
+def _attribute_keys(config: dict[str, Any]) -> set[str]:
+    """Span attribute names the collector reads: span metrics dimensions, tail-sampling keys, OTTL."""
+    keys = {d["name"] for d in config["connectors"]["spanmetrics"]["dimensions"]}
+    for policy in config["processors"]["tail_sampling"]["policies"]:
+        keys |= {v["key"] for v in policy.values() if isinstance(v, dict) and "key" in v}
+    keys |= set(re.findall(r'attributes\["([^"]+)"\]', yaml.safe_dump(config)))
+    return keys
+
+
+def test_the_collector_reads_the_attribute_names_the_services_write() -> None:
+    """The catalog's own fds.* names, and the stable semantic conventions the services opt in to
+    (otel_setup/semconv.py): an old name (http.status_code) never matches and is dropped."""
+    keys = _attribute_keys(CONFIGS["base"])
+    ours = {v for k, v in vars(Attr).items() if k.isupper()}
+    assert keys and keys <= ours, sorted(keys - ours)
+    assert not keys & OLD_SEMCONV
+    assert {Attr.HTTP_RESPONSE_STATUS_CODE, Attr.FDS_ENGINE} <= keys
+
+
+def test_the_services_metrics_take_one_path() -> None:
+    """The services' metrics are scraped; the collector takes no OTLP metrics that would be a
+    second copy with other job/instance labels (service.namespace/name, service.instance.id)."""
+    for name, pipe in pipelines_of(CONFIGS["base"], "metrics").items():
+        assert pipe["receivers"] == ["spanmetrics"], (name, pipe["receivers"])
+
+
+def test_internal_counters_are_exposed_with_the_total_suffix_the_alerts_use() -> None:
+    """A readers list replaces the collector's default one (service/telemetry/otelconftelemetry
+    factory.go, without_type_suffix: true); otelconf v0.3.0 adds _total unless it is true."""
+    readers = CONFIGS["base"]["service"]["telemetry"]["metrics"]["readers"]
+    prometheus = [r["pull"]["exporter"]["prometheus"] for r in readers if "prometheus" in r["pull"]["exporter"]]
+    assert prometheus and all(p.get("without_type_suffix") is False and p["port"] == 8888 for p in prometheus)
 
 
 # -- tail sampling -----------------------------------------------------------------------------

@@ -3,7 +3,11 @@
 - the compose file validates against the compose-spec JSON schema (vendored in
   tests/pipeline/schemas/compose-spec.json, from check-jsonschema's ``vendor.compose-spec``);
 - every host path it mounts or builds from exists, every ${VAR} is documented in .env.example;
-- seed ports, healthchecks everywhere, depends_on only on healthy services;
+- seed ports; healthchecks; the shop waits for healthy databases and services, never for a
+  telemetry backend (started is enough: telemetry failing costs requests nothing);
+- the collector has a memory limit its memory_limiter is sized against; the Sentry overlay and
+  Grafana's Sentry link are picked by the variables that configure Sentry, interpolated as
+  compose does; one metric path (no OTLP push of the services' metrics, no OTLP receiver);
 - the services' environment names settings the services really read, and the hosts named in
   the Prometheus, collector and Grafana configs are compose services listening on those ports.
 """
@@ -34,6 +38,55 @@ VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?\-+][^}]*)?\}")
 
 def _compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text()))
+
+
+_EXPR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+?])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's interpolation (compose-spec "Interpolation"): ${VAR}, ${VAR:-default},
+    ${VAR-default}, ${VAR:+alternative}, ${VAR+alternative}, ${VAR:?error}; "$$" is a "$"."""
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2) or "", match.group(3) or ""
+        value, is_set = env.get(name, ""), name in env
+        present = bool(value) if op.startswith(":") else is_set
+        if op.endswith("-"):
+            return value if present else arg
+        if op.endswith("+"):
+            return arg if present else ""
+        if op.endswith("?") and not present:
+            raise ValueError(f"{name}: {arg}")
+        return value
+
+    parts = text.split("$$")
+    return "$".join(_EXPR.sub(one, part) for part in parts)
+
+
+def resolved(env: dict[str, str]) -> dict[str, Any]:
+    """docker-compose.yml as compose reads it with ``env`` (the required secrets filled in)."""
+    full = {"POSTGRES_PASSWORD": "p", "SHOPFDS_JWT_SECRET": "s", "SHOPFDS_ADMIN_PASSWORD": "a", **env}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return interpolate(node, full) if isinstance(node, str) else node
+
+    return dict(walk(_compose()))
+
+
+def test_the_interpolation_reads_like_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("a${SET:+-on}b ${EMPTY:+-on} ${UNSET:-d} ${EMPTY-d} $${SET}", env) == "a-onb  d  ${SET}"
+    with pytest.raises(ValueError):
+        interpolate("${EMPTY:?needed}", env)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of the bind mounts of an interpolated service."""
+    return {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])
+            if isinstance(v, str) and v.startswith(".")}
 
 
 def _services() -> dict[str, Any]:
@@ -81,11 +134,13 @@ def test_compose_file_validates_against_the_compose_spec_schema(tmp_path: Path) 
     assert _validate(broken).returncode != 0
 
 
-def test_every_mounted_or_built_host_path_exists() -> None:
-    compose = _compose()
+@pytest.mark.parametrize("env", [{}, {"SENTRY_OTLP_ENDPOINT": "https://o1.ingest.sentry.io/api/2/integration/otlp",
+                                      "SENTRY_ORG": "acme"}], ids=["no-sentry", "sentry"])
+def test_every_mounted_or_built_host_path_exists(env: dict[str, str]) -> None:
+    compose = resolved(env)
     named = set(compose.get("volumes") or {})
     missing = []
-    for name, service in _services().items():
+    for name, service in compose["services"].items():
         build = service.get("build")
         if build is not None:
             context = build if isinstance(build, str) else build.get("context", ".")
@@ -132,17 +187,49 @@ def test_seed_ports_are_published() -> None:
     assert "3002:3000" in services["grafana"]["ports"]
 
 
-def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() -> None:
+TELEMETRY = {"otel-collector", "tempo", "prometheus", "alertmanager", "grafana"}
+
+
+def test_nothing_waits_for_a_telemetry_backend_to_be_healthy() -> None:
+    services = _services()
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            wanted = "service_started" if dependency in TELEMETRY else "service_healthy"
+            assert condition == {"condition": wanted}, f"{name} -> {dependency}: {condition}"
+    for app in APPS:
+        assert "otel-collector" in services[app]["depends_on"]
+
+
+def test_healthchecks_probe_the_live_process() -> None:
     services = _services()
     for name, service in services.items():
         check = service.get("healthcheck") or {}
+        if name == "otel-collector":
+            # FROM scratch: no client inside to probe the health_check extension, and nothing
+            # waits for it; a healthcheck, if one is added, must probe that extension.
+            assert not check or "13133" in " ".join(check["test"]), check
+            assert "validate" not in " ".join(check.get("test", []))  # checks a file, not a collector
+            continue
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
-        for dependency, condition in (service.get("depends_on") or {}).items():
-            assert dependency in services, f"{name} depends on unknown {dependency}"
-            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}: {condition}"
     for app in APPS:  # GET /health on the seed port, from inside the container
         assert f"127.0.0.1:{SEED_PORTS[app]}/health" in " ".join(services[app]["healthcheck"]["test"])
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+
+
+def _mib(size: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)b?", str(size).lower()).groups()  # type: ignore[union-attr]
+    return float(number) * {"": 1 / 2**20, "k": 1 / 1024, "m": 1, "g": 1024}[unit]
+
+
+def test_the_collector_has_a_memory_limit_its_memory_limiter_is_sized_against() -> None:
+    collector = _services()["otel-collector"]
+    assert "mem_limit" in collector, "without a cgroup limit, limit_percentage is a share of the host"
+    limit = _mib(collector["mem_limit"])
+    config = yaml.safe_load((ROOT / "collector" / "otelcol-config.yaml").read_text())
+    limiter = config["processors"]["memory_limiter"]
+    assert "limit_percentage" not in limiter and "spike_limit_percentage" not in limiter
+    assert 0 < limiter["spike_limit_mib"] < limiter["limit_mib"] <= 0.85 * limit, (limiter, limit)
 
 
 def test_apps_run_from_the_image_with_uvicorn_on_their_seed_port() -> None:
@@ -170,8 +257,11 @@ def test_app_environment_names_settings_the_services_read() -> None:
     for name in ("DATABASE_URL", "REDIS_URL", "SENTRY_DSN", "ENVIRONMENT", "SHOPFDS_JWT_SECRET"):
         assert name in env, name
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert env["OTEL_METRICS_EXPORTER"] == "none"  # metrics are scraped, not also pushed
+    from otel_setup.settings import TelemetrySettings
+
     accepted = set()
-    for field_name, field in ServiceSettings.model_fields.items():
+    for field_name, field in {**ServiceSettings.model_fields, **TelemetrySettings.model_fields}.items():
         accepted.add(f"SHOPFDS_{field_name.upper()}")
         choices = getattr(field.validation_alias, "choices", [])
         accepted |= {str(c).upper() for c in choices}
@@ -179,9 +269,51 @@ def test_app_environment_names_settings_the_services_read() -> None:
         app_env = _services()[app]["environment"]
         for name in app_env:
             if name.startswith("SHOPFDS_") and name != "SHOPFDS_ADMIN_PASSWORD":
-                assert name in accepted, f"{app}: {name} is not a setting of ServiceSettings"
+                assert name in accepted, f"{app}: {name} is not a service or telemetry setting"
         for other, port in SEED_PORTS.items():
             assert app_env[f"SHOPFDS_{other.upper()}_URL"] == f"http://{other}:{port}"
+
+
+def test_the_services_push_traces_and_logs_to_the_collector_but_not_their_metrics(monkeypatch, tmp_path) -> None:
+    import otel_setup
+    from otel_setup.settings import load_settings
+
+    for name, value in resolved({})["services"]["fds"]["environment"].items():
+        if name.startswith("OTEL_"):
+            monkeypatch.setenv(name, str(value))
+    telemetry = otel_setup.configure("fds", settings=load_settings(trace_store_dir=str(tmp_path / "traces")))
+    try:
+        assert "otlp" in telemetry.span_exporters
+        assert telemetry.otlp_metric_reader is None, "a second, OTLP copy of every metric"
+    finally:
+        telemetry.shutdown()
+
+
+DSN = "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/2"
+
+
+@pytest.mark.parametrize("env", [{"SENTRY_DSN": DSN},
+                                 {"SENTRY_DSN": DSN, "SENTRY_OTLP_ENDPOINT": "https://o1.ingest.sentry.io/api/2/integration/otlp",
+                                  "SENTRY_AUTH_HEADER": "sentry sentry_key=0123456789abcdef0123456789abcdef"}],
+                         ids=["dsn-only", "dsn-and-collector-overlay"])
+def test_with_a_sentry_dsn_traces_reach_sentry_once(env: dict[str, str], monkeypatch, tmp_path) -> None:
+    """From the services straight to Sentry, or through the collector's overlay: never neither,
+    never both."""
+    import otel_setup
+    from otel_setup.settings import load_settings
+    from tests.pipeline.test_collector_config import deployed
+
+    for name, value in resolved(env)["services"]["fds"]["environment"].items():
+        if name.startswith(("OTEL_", "SENTRY_", "SHOPFDS_SENTRY")):
+            monkeypatch.setenv(name, str(value))
+    telemetry = otel_setup.configure("fds", settings=load_settings(trace_store_dir=str(tmp_path / "traces")))
+    try:
+        direct = "sentry" in telemetry.span_exporters
+    finally:
+        telemetry.shutdown()
+    collector, _ = deployed(env)
+    forwarded = "otlphttp/sentry" in collector["service"]["pipelines"]["traces"]["exporters"]
+    assert direct != forwarded, f"direct {direct}, through the collector {forwarded}"
 
 
 def _hosts(text: str) -> set[tuple[str, int]]:
@@ -200,7 +332,8 @@ def _listens(service: str, port: int) -> bool:
 
 
 @pytest.mark.parametrize("config", ["prometheus/prometheus.yml", "collector/otelcol-config.yaml",
-                                    "grafana/provisioning/datasources/datasources.yml"])
+                                    "grafana/provisioning/datasources/datasources.yml",
+                                    "grafana/provisioning/datasources-sentry/datasources.yml"])
 def test_hosts_named_in_configs_are_compose_services(config: str) -> None:
     path = ROOT / config
     if not path.exists():
@@ -216,7 +349,9 @@ def test_hosts_named_in_configs_are_compose_services(config: str) -> None:
 def test_prometheus_flags_and_rule_files_are_mounted() -> None:
     prom = _services()["prometheus"]
     assert "--enable-feature=exemplar-storage" in prom["command"]
-    assert "--web.enable-otlp-receiver" in prom["command"]
+    # No OTLP receiver: an unauthenticated write endpoint on the published port, for a copy of
+    # metrics that are scraped anyway.
+    assert not [flag for flag in prom["command"] if "otlp" in flag], prom["command"]
     mounts = {v.split(":")[1]: ROOT / v.split(":")[0] for v in prom["volumes"] if v.startswith(".")}
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     for pattern in config.get("rule_files", []):
@@ -226,14 +361,36 @@ def test_prometheus_flags_and_rule_files_are_mounted() -> None:
         assert list(mounts[mount].glob(target[len(mount) + 1:])), f"no host file matches {pattern}"
 
 
-def test_grafana_reads_provisioning_and_dashboards_from_the_repo() -> None:
-    grafana = _services()["grafana"]
-    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"] if v.startswith(".")}
-    assert mounts["/etc/grafana/provisioning"] == "./grafana/provisioning"
-    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"][0]
-    assert provider["folder"] == "ShopFDS"
-    assert mounts[provider["options"]["path"]] == "./dashboards"
+def _sentry_links(datasources: dict[str, Any]) -> list[dict[str, Any]]:
+    prometheus = next(d for d in datasources["datasources"] if d["type"] == "prometheus")
+    return [d for d in prometheus["jsonData"]["exemplarTraceIdDestinations"] if "sentry" in d.get("url", "")]
+
+
+@pytest.mark.parametrize("org", ["", "acme"])
+def test_grafana_links_to_sentry_only_when_sentry_is_configured(org: str) -> None:
+    grafana = resolved({"SENTRY_ORG": org} if org else {})["services"]["grafana"]
+    mounts = _mounts(grafana)
+    provider = yaml.safe_load((ROOT / mounts["/etc/grafana/provisioning/dashboards"] / "dashboards.yml").read_text())
+    assert provider["providers"][0]["folder"] == "ShopFDS"
+    assert mounts[provider["providers"][0]["options"]["path"]] == "./dashboards"
     assert list((ROOT / "dashboards").glob("*.json"))
+    mounted = ROOT / mounts["/etc/grafana/provisioning/datasources"] / "datasources.yml"
+    datasources = yaml.safe_load(mounted.read_text())
+    links = _sentry_links(datasources)
+    if not org:
+        assert links == [], "a Sentry link with no organization leads nowhere"
+        return
+    assert len(links) == 1 and "${SENTRY_ORG}" in links[0]["url"] and links[0].get("urlDisplayLabel")
+    assert grafana["environment"]["SENTRY_ORG"] == org  # Grafana expands ${SENTRY_ORG} from it
+    plain = yaml.safe_load((ROOT / "grafana/provisioning/datasources/datasources.yml").read_text())
+    for datasource in datasources["datasources"]:  # the same data sources, plus the one link
+        if datasource["type"] == "prometheus":
+            datasource["jsonData"]["exemplarTraceIdDestinations"].remove(links[0])
+    assert datasources == plain
+
+
+def test_grafana_environment_has_every_variable_its_provisioning_reads() -> None:
+    grafana = _services()["grafana"]
     env = grafana["environment"]
     assert {"GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"} <= set(env)
     for path in (ROOT / "grafana" / "provisioning").rglob("*.y*ml"):  # Grafana expands ${VAR} there

@@ -206,17 +206,17 @@ def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_sp
     client = by_id[fds_server["parent_span_id"]]
     assert client["kind"] == "CLIENT" and client["service"] == "ecommerce"
     # SQL statements (PostgreSQL) and cache commands (Redis) of both services, in the same trace.
-    statements = [s["attributes"]["db.statement"] for s in spans if "db.statement" in s["attributes"]]
+    statements = [s["attributes"]["db.query.text"] for s in spans if "db.query.text" in s["attributes"]]
     assert any(st.startswith("INSERT INTO ecommerce_orders") for st in statements), statements
     # The FDS writes its evaluations behind, in batches: their INSERT is a trace of its own.
     assert not any(st.startswith("INSERT INTO fds_evaluations") for st in statements), statements
     batches = [r for r in iter_records(stack.trace_dir) if r["service"] == "fds"
-               and str(r["attributes"].get("db.statement", "")).startswith("INSERT INTO fds_evaluations")]
+               and str(r["attributes"].get("db.query.text", "")).startswith("INSERT INTO fds_evaluations")]
     assert batches and all(r["parent_span_id"] is None for r in batches)
-    redis = [s for s in spans if s["attributes"].get("db.system") == "redis"]
+    redis = [s for s in spans if s["attributes"].get("db.system.name") == "redis"]
     assert {s["service"] for s in redis} == {"ecommerce", "fds"}  # product cache invalidation; aggregates
-    assert any("ZADD" in s["attributes"]["db.statement"] for s in redis if s["service"] == "fds")
-    assert all(set(s["attributes"]["db.statement"].split()) <= set(s["name"].split()) | {"?"} for s in redis)
+    assert any("ZADD" in s["attributes"]["db.query.text"] for s in redis if s["service"] == "fds")
+    assert all(set(s["attributes"]["db.query.text"].split()) <= set(s["name"].split()) | {"?"} for s in redis)
     # No parameter values: statements carry placeholders; no card data anywhere in the trace.
     assert all("$1" in st or "%(" in st or "?" in st for st in statements if st.startswith(("INSERT", "UPDATE")))
     blob = json.dumps(spans)

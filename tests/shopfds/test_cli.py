@@ -82,3 +82,33 @@ def test_up_names_a_taken_port_and_starts_nothing(tmp_path):
     assert result.exit_code == 1 and "port taken" in result.output and "fds :8001" in result.output
     assert read_state(tmp_path) is None
     assert runner.invoke(app, ["down", "--workdir", str(tmp_path)]).output.strip() == "nothing was running"
+
+
+async def test_trace_shows_the_stable_http_and_database_names_of_real_spans(make_telemetry, tmp_path):
+    import httpx
+    from fastapi import FastAPI
+    from sqlalchemy import text
+
+    from services.common.db import Database
+
+    api = FastAPI()
+
+    @api.get("/v1/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/things.db")
+        try:
+            async with db.sessions() as session:
+                await session.execute(text("SELECT 1"))
+        finally:
+            await db.dispose()
+        return {"id": thing_id}
+
+    telemetry, memory = make_telemetry("ecommerce", app=api)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://shop") as client:
+        assert (await client.get("/v1/things/t1")).status_code == 200
+    telemetry.force_flush()
+    trace_id = f"{memory.get_finished_spans()[0].context.trace_id:032x}"
+    result = runner.invoke(app, ["trace", trace_id, "--store", str(tmp_path / "traces")], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    assert "http.response.status_code=200" in result.output and "http.route=/v1/things/{thing_id}" in result.output
+    assert "db.system.name=sqlite" in result.output and "http.status_code" not in result.output

@@ -25,7 +25,10 @@ async def test_engine_spans_are_children_of_the_request(backend: Backend, tmp_pa
         assert span.parent is not None and span.parent.span_id == server.context.span_id
         assert span.context.trace_id == server.context.trace_id
         assert span.attributes["fds.engine"] == name.rsplit(".", 1)[1]
-    assert engines["fds.engine.ml"].attributes["fds.engine.status"] == "unavailable"
+    assert engines["fds.engine.ml"].attributes["fds.status"] == "unavailable"
+    assert all(isinstance(engines[f"fds.engine.{e}"].attributes["fds.score"], (int, float)) for e in ("rule", "cti"))
+    # fds.engine is an attribute, so no attribute may use it as a namespace (fds.engine.score).
+    assert not [k for s in spans for k in (s.attributes or {}) if k.startswith("fds.engine.")]
     aggregates = next(s for s in spans if s.name == "fds.aggregates")  # the cache step, before the engines
     assert aggregates.parent is not None and aggregates.parent.span_id == server.context.span_id
     assert all(aggregates.end_time <= span.start_time for span in engines.values())
