@@ -43,8 +43,10 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
     depths = _depths(spans)
     table = Table(title=f"trace {spans[0]['trace_id']}  ({total / 1e6:.1f} ms)")
     for column in ("service", "span", "start ms", "duration ms", "", "status", "attributes"):
+        # a Redis pipeline's span name lists every command: cut it rather than the service column
         table.add_column(column, justify="right" if "ms" in column else "left",
-                         no_wrap=column != "attributes")
+                         no_wrap=column != "attributes", max_width=48 if column == "span" else None,
+                         overflow="ellipsis" if column == "span" else "fold")
     for span in spans:
         offset = (span["start_unix_nano"] - start) / total
         share = max((span["end_unix_nano"] - span["start_unix_nano"]) / total, 1 / width)
