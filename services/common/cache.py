@@ -9,6 +9,8 @@ paths on the embedded default and on Redis:
 - ``observe(key, value)``: add ``value`` to a running count/sum and return the totals *before*
   it (amount history);
 - ``remember(key, member)``: add to a set and say whether the member was new (known devices);
+- ``recent(key, members, window_s)``: mark members as seen now and count those seen within the
+  last ``window_s`` seconds (active users, one count for every process);
 - ``claim(key, value, ttl)``: set ``key`` unless it exists, atomically, else return what it holds
   (one evaluation per transaction across the FDS's processes).
 
@@ -64,6 +66,7 @@ class Cache(Protocol):
     async def observe(self, key: str, value: float, ttl: float) -> tuple[int, float]: ...
     async def remember(self, key: str, member: str, ttl: float) -> bool: ...
     async def claim(self, key: str, value: str, ttl: float) -> str | None: ...
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int: ...
     async def batch(self, ops: Sequence[Op]) -> list[Any]: ...
     async def close(self) -> None: ...
 
@@ -136,6 +139,16 @@ class MemoryCache:
         self._put(key, value, ttl)
         return None
 
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        now = time.time()
+        seen = self._get(key)
+        if not isinstance(seen, dict):
+            seen = {}
+        seen.update(dict.fromkeys(members, now))
+        seen = {m: at for m, at in seen.items() if at > now - window_s}
+        self._put(key, seen, max(window_s, 1.0))
+        return len(seen)
+
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         return [await _apply(self, op) for op in ops]
 
@@ -195,6 +208,18 @@ class RedisCache:
         pipe.expire(k, max(1, int(ttl)))
         added, _ = await pipe.execute()
         return bool(added)
+
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        now = time.time()
+        k = self._k(key)
+        pipe = self.client.pipeline(transaction=True)
+        if members:
+            pipe.zadd(k, dict.fromkeys(members, now))
+        pipe.zremrangebyscore(k, "-inf", now - window_s)
+        pipe.zcard(k)
+        pipe.expire(k, max(1, int(window_s) + 1))
+        replies = await pipe.execute()
+        return int(replies[-2])
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         # SET NX GET (Redis >= 7.0): nil when this call set it, else the value already there.
@@ -288,6 +313,9 @@ class FallbackCache:
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         result: str | None = await self._call("claim", key, value, ttl)
         return result
+
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        return int(await self._call("recent", key, members, window_s))
 
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         result: list[Any] = await self._call("batch", ops)

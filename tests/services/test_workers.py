@@ -36,7 +36,7 @@ from shopfds.stack import Stack, run_stack
 from .conftest import PG_DSN, REDIS_URL
 from .test_system import _postgres, _shopper
 
-DIRECT, RETRIES, CHECKOUTS, SAME_KEY = 40, 8, 4, 6
+DIRECT, RETRIES, CHECKOUTS, SAME_KEY, BROWSERS = 40, 8, 4, 6, 4
 SLOW_SECONDS = 0.1  # the SLA: buckets above it are "slow"
 FAULT_MS = 150
 
@@ -51,7 +51,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str,
     dsn = PG_DSN.rsplit("/", 1)[0] + f"/{database}"
     env = {"OTEL_BSP_SCHEDULE_DELAY": "200", "SHOPFDS_PAYMENT_FAILURE_RATE": "0", "DATABASE_URL": dsn,
            "REDIS_URL": REDIS_URL, "SHOPFDS_CACHE_PREFIX": prefix, "SHOPFDS_DEFAULT_SAMPLES": "2000",
-           "SHOPFDS_CTI_SLOW_FAULT_SHARE": "0.3", "SHOPFDS_FDS_TIMEOUT": "2"}
+           "SHOPFDS_CTI_SLOW_FAULT_SHARE": "0.3", "SHOPFDS_FDS_TIMEOUT": "2",
+           "SHOPFDS_ACTIVE_USER_REFRESH_SECONDS": "0.5"}
     try:
         with run_stack(workdir, env=env, workers=2) as stack, \
                 prometheus(list(stack.metrics.values()), workdir / "prom", interval="1s") as prom:
@@ -111,6 +112,9 @@ def counted(shop: tuple[Stack, str, str]) -> dict[str, Any]:
             orders.append(_buy(urls["ecommerce"], buyer, uuid.uuid4().hex)())
         _fill_cart(ecommerce, buyer)
         same = _parallel([_buy(urls["ecommerce"], buyer, "same-key-1")] * SAME_KEY)
+        # shoppers seen once each, by whichever worker their connection reaches
+        browsers = [_shopper(ecommerce, f"device-browse-{n}") for n in range(BROWSERS)]
+    assert all(httpx.get(f"{urls['ecommerce']}/v1/cart", headers=h).status_code == 200 for h in browsers)
     assert all(r.status_code in (200, 201) for r in orders + same), [r.text for r in orders + same]
     httpx.delete(f"{urls['fds']}/internal/faults/cti-slow", headers=staff)
     return {"retry_answers": answers, "retried": retried["transaction_id"], "dsn": dsn,
@@ -166,6 +170,20 @@ def test_prometheus_sums_equal_the_client_counts(shop: tuple[Stack, str, str], c
     per_worker = {row["metric"]["instance"]: float(row["value"][1])
                   for row in _query(prom, "sum by (instance) (fds_evaluation_duration_seconds_count)")}
     assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
+
+
+def test_every_worker_reports_the_one_active_user_count(shop: tuple[Stack, str, str],
+                                                         counted: dict[str, Any]) -> None:
+    _, prom, _ = shop
+
+    users = 1 + BROWSERS
+
+    def everywhere() -> list[float] | None:
+        values = [float(row["value"][1]) for row in _query(prom, "ecommerce_active_users")]
+        return values if values == [users] * 2 else None
+
+    # each worker reports the shared count, not the share of users it happened to see
+    _eventually(everywhere, f"ecommerce_active_users == {users} on both workers")
 
 
 def test_retries_reaching_different_workers_are_one_evaluation_one_order_one_payment(
