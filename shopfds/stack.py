@@ -103,23 +103,27 @@ Started = dict[str, list[tuple[Worker, subprocess.Popen[bytes]]]]
 
 def _start_workers(workdir: Path, ports: dict[str, int], workers: int, shared: dict[str, str], stack: Stack,
                    on_start: Callable[[], None] | None = None) -> Started:
-    """Every worker of every service, ML first; a service's first worker alone, then its others.
+    """Every worker of every service, in three waves: ML's first worker (the FDS loads the deployed
+    model at start); the first worker of each other service (each creates its tables: never two
+    processes at once for the same tables); then all the others at once.
 
-    Its file_sd files are written first; ``on_start`` runs after each spawn (to save the pids)."""
+    The file_sd files are written first; ``on_start`` runs after each spawn (to save the pids)."""
     plan = procs_workers.plan(ports, workers)
     procs_workers.write_targets(workdir / "prometheus" / "targets", plan)
-    started: Started = {}
-    for name in SERVICES:
-        group = started.setdefault(name, [])
-        for batch in (plan[name][:1], plan[name][1:]):
-            for worker in batch:
-                proc = procs_workers.spawn(worker, shared, workdir)
-                group.append((worker, proc))
-                stack.pids[worker.name if workers > 1 else name] = proc.pid
-                stack.metrics[worker.name if workers > 1 else name] = worker.metrics_url
-                if on_start is not None:
-                    on_start()
-            procs_workers.wait_ready(workdir, [(w, p) for w, p in group if w in batch])
+    waves = [[plan["ml"][0]], [plan[name][0] for name in SERVICES if name != "ml"],
+             [w for name in SERVICES for w in plan[name][1:]]]
+    started: Started = {name: [] for name in SERVICES}
+    for wave in waves:
+        spawned = []
+        for worker in wave:
+            proc = procs_workers.spawn(worker, shared, workdir)
+            spawned.append((worker, proc))
+            started[worker.service].append((worker, proc))
+            stack.pids[worker.name if workers > 1 else worker.service] = proc.pid
+            stack.metrics[worker.name if workers > 1 else worker.service] = worker.metrics_url
+            if on_start is not None:
+                on_start()
+        procs_workers.wait_ready(workdir, spawned)
     return started
 
 

@@ -11,9 +11,9 @@ see ``shopfds.serve``) and each process gets:
 
 Those ports are listed in one Prometheus file_sd file per service (``targets/<service>.json``),
 written before the workers start and read by ``prometheus/prometheus.local.yml``; each target
-carries ``instance`` (its address, Prometheus's default) and ``worker``. The first worker of a
-service starts alone (it creates the tables and, for ML, trains the default model), the others
-after it is ready.
+carries ``instance`` (its address, Prometheus's default) and ``worker``. ML's first worker starts
+first (it trains the default model the FDS loads), then the first worker of each other service
+(each creates its tables, never two processes at once for the same tables), then all the others.
 
 Several processes need shared state: PostgreSQL for every row and Redis for claims, limits,
 caches and the active-user set. With the embedded default (SQLite files, an in-process cache)
