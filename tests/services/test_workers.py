@@ -31,6 +31,7 @@ from services.common.security import service_headers
 from services.common.settings import DEFAULT_JWT_SECRET
 from shopfds.cli import app as cli
 from shopfds.procs import prometheus, prometheus_binary
+from shopfds.report import collect
 from shopfds.stack import Stack, run_stack
 
 from .conftest import PG_DSN, REDIS_URL
@@ -170,6 +171,15 @@ def test_prometheus_sums_equal_the_client_counts(shop: tuple[Stack, str, str], c
     per_worker = {row["metric"]["instance"]: float(row["value"][1])
                   for row in _query(prom, "sum by (instance) (fds_evaluation_duration_seconds_count)")}
     assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
+
+
+def test_report_without_prometheus_sums_the_scrapes_of_every_worker(shop: tuple[Stack, str, str],
+                                                                     counted: dict[str, Any]) -> None:
+    stack, _, _ = shop
+    figures = collect(stack.metrics, None, "5m", probe_seconds=0)
+    assert figures.source == "scrape" and figures.targets == dict.fromkeys(stack.metrics, True)
+    assert figures.fds_evaluations == counted["evaluations"]
+    assert sum(figures.decisions.values()) == counted["evaluations"]
 
 
 def test_every_worker_reports_the_one_active_user_count(shop: tuple[Stack, str, str],
