@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics._internal.exemplar import (
     TraceBasedExemplarFilter,
 )
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -262,7 +262,7 @@ def _file_stem(service_name: str, resource: Resource) -> str:
     when the deployment names the instance (``OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...``,
     as ``shopfds up --workers`` does). Each process of a service then writes and rotates only its
     own files; readers take every ``*.jsonl*`` of the directory."""
-    named = Resource.create({}).attributes.get("service.instance.id")
+    named = OTELResourceDetector().detect().attributes.get("service.instance.id")  # the deployment's only
     instance = str(resource.attributes.get("service.instance.id", ""))
     if not named or instance != str(named):
         return service_name
