@@ -84,9 +84,8 @@ def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | 
     with ExitStack() as started:
         if workers > 1:
             stack.urls = urls
-            for group in _start_workers(workdir, ports, workers, shared, stack).values():
-                for _, proc in group:
-                    started.callback(stop, proc)
+            # each worker is stopped on exit from the moment it is spawned, even if a later one fails
+            _start_workers(workdir, ports, workers, shared, stack, lambda proc: started.callback(stop, proc))
             yield stack
             return
         for name in SERVICES:
@@ -102,12 +101,13 @@ Started = dict[str, list[tuple[Worker, subprocess.Popen[bytes]]]]
 
 
 def _start_workers(workdir: Path, ports: dict[str, int], workers: int, shared: dict[str, str], stack: Stack,
-                   on_start: Callable[[], None] | None = None) -> Started:
+                   on_start: Callable[[subprocess.Popen[bytes]], object] | None = None) -> Started:
     """Every worker of every service, in three waves: ML's first worker (the FDS loads the deployed
     model at start); the first worker of each other service (each creates its tables: never two
     processes at once for the same tables); then all the others at once.
 
-    The file_sd files are written first; ``on_start`` runs after each spawn (to save the pids)."""
+    The file_sd files are written first; ``on_start`` gets each process as soon as it is spawned
+    (to save the pids, to stop it on the way out)."""
     plan = procs_workers.plan(ports, workers)
     procs_workers.write_targets(workdir / "prometheus" / "targets", plan)
     waves = [[plan["ml"][0]], [plan[name][0] for name in SERVICES if name != "ml"],
@@ -122,7 +122,7 @@ def _start_workers(workdir: Path, ports: dict[str, int], workers: int, shared: d
             stack.pids[worker.name if workers > 1 else worker.service] = proc.pid
             stack.metrics[worker.name if workers > 1 else worker.service] = worker.metrics_url
             if on_start is not None:
-                on_start()
+                on_start(proc)
         procs_workers.wait_ready(workdir, spawned)
     return started
 
@@ -191,7 +191,7 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
     shared = service_env(workdir, urls, env)
     stack = Stack(urls=urls, workdir=workdir)
     try:
-        _start_workers(workdir, ports, workers, shared, stack, lambda: _write_state(state, stack))
+        _start_workers(workdir, ports, workers, shared, stack, lambda _: _write_state(state, stack))
         if want_prom:
             stack.prometheus = _start_prometheus(workdir, stack, interval, ports_all["prometheus"],
                                                  metrics_token(shared))

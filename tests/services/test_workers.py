@@ -62,6 +62,17 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str,
             yield stack, prom, dsn
     finally:
         _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _forget(prefix)
+
+
+def _forget(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def _txn(transaction_id: str | None = None) -> dict[str, Any]:

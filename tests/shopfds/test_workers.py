@@ -4,6 +4,7 @@ worker gets its own metrics port listed in the file_sd file the local Prometheus
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from shopfds.cli import app as cli
-from shopfds.stack import SEED_PORTS, prometheus_config
+from shopfds.stack import SEED_PORTS, prometheus_config, run_stack
 from shopfds.workers import plan, worker_env, write_targets
 
 
@@ -43,3 +44,32 @@ def test_each_worker_has_its_own_metrics_target_and_instance_id(tmp_path: Path) 
     assert env["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.region=kr,service.instance.id=fds-2"
     config = yaml.safe_load(prometheus_config({"fds": "http://127.0.0.1:8001"}, tmp_path, targets=files).read_text())
     assert config["scrape_configs"][0]["file_sd_configs"] == [{"files": [str(files["fds"].resolve())]}]
+
+
+def _running_under(workdir: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(workdir).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_worker_that_fails_to_start_leaves_no_worker_running(tmp_path: Path) -> None:
+    """Regression: the workers started before a failing one were left running by run_stack."""
+    from tests.services.conftest import PG_DSN, REDIS_URL
+    from tests.services.test_system import _postgres
+
+    database = f"shopfds_wkfail_{uuid.uuid4().hex[:8]}"
+    _postgres(f'CREATE DATABASE "{database}"')
+    env = {"DATABASE_URL": PG_DSN.rsplit("/", 1)[0] + f"/{database}", "REDIS_URL": REDIS_URL,
+           "SHOPFDS_CACHE_PREFIX": f"shopfds-wkfail:{uuid.uuid4().hex[:8]}:", "SHOPFDS_DEFAULT_SAMPLES": "1000",
+           "SHOPFDS_RULES_PATH": str(tmp_path / "no-such-rules.yaml")}  # the FDS cannot start
+    try:
+        with pytest.raises(RuntimeError, match="fds-1 exited"), run_stack(tmp_path / "stack", env=env, workers=2):
+            pass
+        assert _running_under(tmp_path / "stack") == []
+    finally:
+        _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
