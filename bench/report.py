@@ -4,7 +4,7 @@
 
 Reads ``telemetry_cost.json`` (``bench.telemetry_cost``), ``services.json`` (``bench.services``),
 ``checkout.json`` and ``checkout_postgres.json`` (``bench.checkout`` on the embedded default and on
-PostgreSQL + Redis); a missing file is reported as not run. Every figure
+PostgreSQL + Redis), ``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
 in the output comes from those files; the targets are the issue's, each marked met or not.
 """
 
@@ -23,9 +23,10 @@ from typing import Any
 from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_cell
 
 FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
-         "checkout_postgres": "checkout_postgres.json", "services": "services.json"}
+         "checkout_postgres": "checkout_postgres.json", "services": "services.json", "workers": "workers.json"}
 COMMANDS = {"telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
-            "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres"}
+            "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
+            "workers": "python -m bench.workers"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -152,6 +153,21 @@ def checkout_section(checkout: dict[str, Any]) -> str:
     return "\n\n".join(sections)
 
 
+def workers_section(workers: dict[str, Any]) -> str:
+    """Throughput with 1 and 2 processes per service (``bench.workers``), with the CPU of each side."""
+    rows = [(r["workers"], r["kind"], r["per_s"], r["rows"], r["seconds"], r["services_cpu_s"], r["wrk_cpu_s"],
+             r.get("load_1m", "n/a")) for r in workers["rows"]]
+    best = max((r["per_s"] for r in workers["rows"] if r["kind"] == "fds"), default=None)
+    met = _met(best is not None and best >= 1000)
+    target = f"FDS evaluations/s, best of the worker counts: {best} (target 1000): {met}"
+    return "\n\n".join([
+        "## Workers: 1 and 2 processes per service (PostgreSQL + Redis, telemetry on)",
+        f"wrk closed loop, {workers['connections']} connections, {workers['duration_s']:.0f} s each, on "
+        f"{workers['cpus']} CPUs shared with wrk; throughput from the rows written to the database.",
+        _table(("workers", "load", "per s", "rows", "s", "services CPU s", "wrk CPU s", "host load 1m"), rows),
+        target])
+
+
 def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts = ["# Benchmarks", "Written by `make bench` (`python -m bench.report`) from the figures of this run; "
              "nothing here is typed by hand except the notes at the end.",
@@ -163,6 +179,8 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts += [checkout_section(results[name]) for name in ("checkout", "checkout_postgres") if name in results]
     if "services" in results:
         parts.append(services_section(results["services"]))
+    if "workers" in results:
+        parts.append(workers_section(results["workers"]))
     if notes:
         parts.append(notes)
     return "\n\n".join(parts) + "\n"

@@ -138,7 +138,7 @@ def setup_logging(telemetry: Any) -> None:
     with guard("log-file"):
         directory = Path(s.log_directory)
         directory.mkdir(parents=True, exist_ok=True)
-        file = RotatingFileHandler(directory / f"{telemetry.prefix}.jsonl", maxBytes=16 * 1024 * 1024,
+        file = RotatingFileHandler(directory / f"{telemetry.file_stem}.jsonl", maxBytes=16 * 1024 * 1024,
                                    backupCount=1, encoding="utf-8")
         file.setFormatter(JsonFormatter(telemetry.service_name))
         _handlers.append(file)

@@ -274,8 +274,19 @@ def load_settings(**overrides: object) -> TelemetrySettings:
         _log.warning("invalid telemetry settings %s, using defaults for them: %s", sorted(bad), exc)
         defaults = {name: TelemetrySettings.model_fields[name].get_default(call_default_factory=True)
                     for name in bad if name in TelemetrySettings.model_fields}
+        if "metrics_port" in bad:
+            defaults["metrics_path"] = _metrics_nowhere()
         try:
             return TelemetrySettings(**{**overrides, **defaults})  # type: ignore[arg-type]
         except Exception:
             _log.warning("telemetry settings unusable, running with all defaults")
             return TelemetrySettings.model_construct()
+
+
+def _metrics_nowhere() -> str:
+    """An invalid ``SHOPFDS_METRICS_PORT`` fails closed: the operator meant to move ``/metrics``
+    off the public app, so its default (``/metrics`` on the app) would expose what they hid.
+    ``/metrics`` is then served nowhere, and the log says so."""
+    _log.error("invalid SHOPFDS_METRICS_PORT (expected a port 1-65535): /metrics is served nowhere, "
+               "neither on its own port nor on the public app; fix the value to be scraped again")
+    return ""

@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics._internal.exemplar import (
     TraceBasedExemplarFilter,
 )
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -63,6 +63,7 @@ class Telemetry:
         self.enabled = not settings.sdk_disabled
         semconv.apply(settings.semconv_stability_opt_in)  # before any instrumentation exists
         self.resource = _resource(service_name, settings)
+        self.file_stem = _file_stem(service_name, self.resource)
         self.sampler = sampling.EngineRecordingSampler(sampling.base_sampler(settings))
         self.tracer_provider: Any = trace_api.NoOpTracerProvider()
         self.meter_provider: Any = metrics_api.NoOpMeterProvider()
@@ -127,7 +128,7 @@ class Telemetry:
         if s.trace_store_dir:
             with guard("trace-store"):
                 store = TraceStoreExporter(
-                    s.trace_store_dir, self.service_name, int(s.trace_store_max_mb * 1024 * 1024)
+                    s.trace_store_dir, self.file_stem, int(s.trace_store_max_mb * 1024 * 1024)
                 )
                 self.add_span_exporter("trace_store", store, scrub=True)
         if s.otlp_enabled and (s.otlp_endpoint or s.otlp_traces_endpoint):
@@ -255,6 +256,18 @@ def _resource(service_name: str, settings: TelemetrySettings) -> Resource:
     env_attrs = {k: v for k, v in detected.attributes.items()
                  if not k.startswith("telemetry.sdk") and k != "service.name"}
     return Resource.create(dict(ours.attributes)).merge(Resource(env_attrs))
+
+
+def _file_stem(service_name: str, resource: Resource) -> str:
+    """Name of this process's trace-store and log files: ``<service>``, or ``<service>.<instance>``
+    when the deployment names the instance (``OTEL_RESOURCE_ATTRIBUTES=service.instance.id=...``,
+    as ``shopfds up --workers`` does). Each process of a service then writes and rotates only its
+    own files; readers take every ``*.jsonl*`` of the directory."""
+    named = OTELResourceDetector().detect().attributes.get("service.instance.id")  # the deployment's only
+    instance = str(resource.attributes.get("service.instance.id", ""))
+    if not named or instance != str(named):
+        return service_name
+    return f"{service_name}.{''.join(c if c.isalnum() or c in '-_' else '_' for c in instance)}"
 
 
 def _exemplar_filter(name: str) -> ExemplarFilter:

@@ -1,4 +1,4 @@
-"""The local trace store: sampled spans as JSON lines, one file per service.
+"""The local trace store: sampled spans as JSON lines, one file per service process.
 
 It makes every exemplar on ``/metrics`` resolvable without a collector, Jaeger or Sentry:
 ``find_trace(trace_id)`` returns the spans of one trace from every service's file, and
@@ -31,6 +31,7 @@ def span_to_record(span: ReadableSpan) -> dict[str, Any]:
         "parent_span_id": format_span_id(span.parent.span_id) if span.parent else None,
         "name": span.name,
         "service": (span.resource.attributes.get("service.name") if span.resource else None),
+        "instance": (span.resource.attributes.get("service.instance.id") if span.resource else None),
         "kind": span.kind.name,
         "start_unix_nano": start,
         "end_unix_nano": end,

@@ -31,6 +31,7 @@ app = typer.Typer(help="ShopFDS: the instrumented shop, its load, its SLO report
 console = Console() if sys.stdout.isatty() else Console(width=160)
 WORKDIR = Path(".shopfds/run")
 WorkdirOption = typer.Option(WORKDIR, help="Where the services keep data, traces, logs and pids.")
+WorkersOption = typer.Option(1, min=1, max=64, help="Processes per service (> 1 needs DATABASE_URL and REDIS_URL).")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -41,16 +42,18 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def up(workdir: Path = WorkdirOption,
        prometheus: bool = typer.Option(True, help="Also start Prometheus (when installed)."),
-       interval: str = typer.Option("5s", help="Prometheus scrape interval.")) -> None:
+       interval: str = typer.Option("5s", help="Prometheus scrape interval."),
+       workers: int = WorkersOption) -> None:
     """Start the four services on their seed ports (and Prometheus on 9090), detached."""
     from .stack import up as start
 
     try:
-        stack = start(workdir, with_prometheus=prometheus, interval=interval)
+        stack = start(workdir, with_prometheus=prometheus, interval=interval, workers=workers)
     except (RuntimeError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     for name, url in stack.urls.items():
-        console.print(f"{name:10} {url}  (metrics: {url}/metrics)")
+        scraped = [f"{m}/metrics" for w, m in stack.metrics.items() if w == name or w.startswith(f"{name}-")]
+        console.print(f"{name:10} {url}  (metrics: {', '.join(scraped)})")
     console.print(f"prometheus {stack.prometheus or 'not started (binary not installed)'}")
 
 
@@ -91,7 +94,7 @@ def report(since: str = typer.Option("5m", help="Window, e.g. 90s, 5m, 1h."),
 
     state = _state(workdir)
     try:
-        code = run_report(state["urls"], state.get("prometheus"), since, html, console,
+        code = run_report(state.get("metrics") or state["urls"], state.get("prometheus"), since, html, console,
                           sentry_dsn=load_settings().sentry_dsn, trace_store=workdir / "traces")
     except ValueError as exc:
         raise _fail(str(exc), 2) from exc
@@ -125,7 +128,8 @@ def demo(duration: float = typer.Option(60.0, min=5, max=1800, help="Seconds of 
          tps: float = typer.Option(15.0, min=1, max=500, help="Shopper actions per second."),
          fault: str = typer.Option("cti-slow", help="Fault switched on for the middle third ('none': no fault)."),
          workdir: Path = typer.Option(Path(".shopfds/demo"), help="Scratch directory (emptied first)."),
-         free_ports: bool = typer.Option(False, help="Use free ports instead of the seed ports.")) -> None:
+         free_ports: bool = typer.Option(False, help="Use free ports instead of the seed ports."),
+         workers: int = WorkersOption) -> None:
     """up + load (a fault midway) + report + the slowest trace + down; nothing is left running."""
     from .demo import run_demo
 
@@ -135,7 +139,7 @@ def demo(duration: float = typer.Option(60.0, min=5, max=1800, help="Seconds of 
         except ValueError as exc:
             raise _fail(str(exc), 2) from exc
     raise typer.Exit(run_demo(duration, tps, None if fault == "none" else fault, workdir, console,
-                              seed_ports=not free_ports))
+                              seed_ports=not free_ports, workers=workers))
 
 
 def _parse_fault(text: str) -> Fault:

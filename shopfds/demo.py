@@ -33,11 +33,12 @@ from .trace_view import print_logs, print_trace, trace_log_lines
 
 
 def run_demo(duration: float, tps: float, fault: str | None, workdir: Path, console: Console,
-             seed_ports: bool = True) -> int:
+             seed_ports: bool = True, workers: int = 1) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     console.rule("[bold]ShopFDS demo")
     try:
-        stack = up(workdir, env={"OTEL_BSP_SCHEDULE_DELAY": "500"}, interval="2s", seed_ports=seed_ports)
+        stack = up(workdir, env={"OTEL_BSP_SCHEDULE_DELAY": "500"}, interval="2s", seed_ports=seed_ports,
+                   workers=workers)
     except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]could not start the shop: {exc}[/]")
         return 1
@@ -49,7 +50,7 @@ def run_demo(duration: float, tps: float, fault: str | None, workdir: Path, cons
         result = run_load(stack.urls, tps, duration, faults, workdir / "load", console)
         console.print(f"load: {result.requests} requests, {result.failures} failures, {result.rps:.1f} req/s")
         time.sleep(4)  # a last scrape and trace-store flush
-        figures = collect(stack.urls, stack.prometheus, f"{int(duration) + 15}s", trace_store=workdir / "traces")
+        figures = collect(stack.metrics, stack.prometheus, f"{int(duration) + 15}s", trace_store=workdir / "traces")
         print_report(figures, console)
         console.print(f"HTML report: {write_html(figures, workdir / 'report.html')}")
         _follow_slowest(figures.exemplars, workdir, console)

@@ -7,6 +7,8 @@ the same processes detached, for ``shopfds up`` / ``shopfds down``, keeping thei
 ML comes first (the FDS loads its deployed model at start), then FDS, ecommerce and admin. Each
 service gets the others' URLs, one shared data directory (its own SQLite file in it) and one
 local trace store and log directory, so a trace id from any exemplar can be looked up across all.
+``workers=N`` runs N processes of each service (``shopfds.workers``); Prometheus then finds every
+process's metrics port in the file_sd files of ``<workdir>/prometheus/targets``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any
 
 import yaml
 
-from .procs import ROOT, free_port, prometheus_binary, uvicorn_app, wait_http, wait_scraped
+from . import workers as procs_workers
+from .procs import ROOT, free_port, prometheus_binary, stop, uvicorn_app, wait_http, wait_scraped
+from .workers import Worker
 
 SERVICES = ("ml", "fds", "ecommerce", "admin")
 SEED_PORTS = {"ecommerce": 8000, "fds": 8001, "ml": 8002, "admin": 8003}
@@ -41,6 +44,7 @@ class Stack:
     workdir: Path = Path(".shopfds")
     prometheus: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # worker name -> its /metrics base URL
 
     @property
     def trace_dir(self) -> Path:
@@ -69,19 +73,58 @@ def _urls(ports: dict[str, int]) -> dict[str, str]:
 
 
 @contextmanager
-def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:
+def run_stack(workdir: Path, *, seed_ports: bool = False, env: dict[str, str] | None = None,
+              workers: int = 1) -> Iterator[Stack]:
     """Start the four services under ``workdir`` (stdout in ``workdir/out``); stop them on exit."""
+    procs_workers.check_shared_backends(workers, env or {})
     ports = dict(SEED_PORTS) if seed_ports else {name: free_port() for name in SERVICES}
     urls = _urls(ports)
     shared = service_env(workdir, urls, env)
     stack = Stack(workdir=workdir)
     with ExitStack() as started:
+        if workers > 1:
+            stack.urls = urls
+            # each worker is stopped on exit from the moment it is spawned, even if a later one fails
+            _start_workers(workdir, ports, workers, shared, stack, lambda proc: started.callback(stop, proc))
+            yield stack
+            return
         for name in SERVICES:
             target = f"services.{name}.main:app"
             stack.urls[name] = started.enter_context(
                 uvicorn_app(target, shared, workdir / "out" / f"{name}.log", port=ports[name], pids=stack.pids))
             stack.pids[name] = stack.pids.pop(target)
+            stack.metrics[name] = stack.urls[name]
         yield stack
+
+
+Started = dict[str, list[tuple[Worker, subprocess.Popen[bytes]]]]
+
+
+def _start_workers(workdir: Path, ports: dict[str, int], workers: int, shared: dict[str, str], stack: Stack,
+                   on_start: Callable[[subprocess.Popen[bytes]], object] | None = None) -> Started:
+    """Every worker of every service, in three waves: ML's first worker (the FDS loads the deployed
+    model at start); the first worker of each other service (each creates its tables: never two
+    processes at once for the same tables); then all the others at once.
+
+    The file_sd files are written first; ``on_start`` gets each process as soon as it is spawned
+    (to save the pids, to stop it on the way out)."""
+    plan = procs_workers.plan(ports, workers)
+    procs_workers.write_targets(workdir / "prometheus" / "targets", plan)
+    waves = [[plan["ml"][0]], [plan[name][0] for name in SERVICES if name != "ml"],
+             [w for name in SERVICES for w in plan[name][1:]]]
+    started: Started = {name: [] for name in SERVICES}
+    for wave in waves:
+        spawned = []
+        for worker in wave:
+            proc = procs_workers.spawn(worker, shared, workdir)
+            spawned.append((worker, proc))
+            started[worker.service].append((worker, proc))
+            stack.pids[worker.name if workers > 1 else worker.service] = proc.pid
+            stack.metrics[worker.name if workers > 1 else worker.service] = worker.metrics_url
+            if on_start is not None:
+                on_start(proc)
+        procs_workers.wait_ready(workdir, spawned)
+    return started
 
 
 def metrics_token(env: dict[str, str] | None = None) -> str | None:
@@ -89,17 +132,22 @@ def metrics_token(env: dict[str, str] | None = None) -> str | None:
     return (env or {}).get("SHOPFDS_METRICS_TOKEN") or os.environ.get("SHOPFDS_METRICS_TOKEN") or None
 
 
-def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s", token: str | None = None) -> Path:
-    """``prometheus/prometheus.local.yml`` (same jobs and rules) pointed at ``urls``, sending
-    ``token`` as the bearer token of every scrape when the services require one."""
+def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s", token: str | None = None,
+                      targets: dict[str, Path] | None = None) -> Path:
+    """``prometheus/prometheus.local.yml`` (same jobs and rules) reading the file_sd ``targets`` of
+    each job (by default one per service, at ``urls``), sending ``token`` as the bearer token of
+    every scrape when the services require one."""
     config: dict[str, Any] = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["global"].pop("scrape_timeout", None)
     config["rule_files"] = [str(LOCAL_PROMETHEUS.parent / pattern) for pattern in config.get("rule_files", [])]
     config.pop("alerting", None)  # no Alertmanager in the embedded run
     jobs = [job for job in config["scrape_configs"] if job["job_name"] in urls]
+    if targets is None:  # one process per service, on its URL
+        targets = procs_workers.write_targets(workdir / "targets", procs_workers.plan(_ports(urls), 1))
     for job in jobs:
-        job["static_configs"] = [{"targets": [urls[job["job_name"]].removeprefix("http://")]}]
+        # file_sd: one target per worker process (shopfds.workers)
+        job["file_sd_configs"] = [{"files": [str(targets[job["job_name"]].resolve())]}]
         if token:
             job["authorization"] = {"credentials": token}
     config["scrape_configs"] = jobs
@@ -107,6 +155,10 @@ def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s",
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _ports(urls: dict[str, str]) -> dict[str, int]:
+    return {name: int(url.rsplit(":", 1)[1].rstrip("/")) for name, url in urls.items()}
 
 
 def port_in_use(port: int) -> bool:
@@ -122,11 +174,13 @@ def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[
 
 
 def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | None = None,
-       interval: str = "5s", seed_ports: bool = True) -> Stack:
-    """Start detached (seed ports, or free ones); raise ``RuntimeError`` naming a taken port or a failed start."""
+       interval: str = "5s", seed_ports: bool = True, workers: int = 1) -> Stack:
+    """Start detached (seed ports, or free ones), ``workers`` processes per service; raise
+    ``RuntimeError`` naming a taken port, per-process storage with workers, or a failed start."""
     state = workdir / "run" / "state.json"
     if state.exists():
         raise RuntimeError(f"already up (see {state}); run `shopfds down --workdir {workdir}` first")
+    procs_workers.check_shared_backends(workers, env or {})
     want_prom = with_prometheus and prometheus_binary() is not None
     ports = dict(SEED_PORTS) if seed_ports else {name: free_port() for name in SERVICES}
     ports_all = {**ports, **({"prometheus": PROMETHEUS_PORT if seed_ports else free_port()} if want_prom else {})}
@@ -135,44 +189,38 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
         raise RuntimeError(f"port taken: {', '.join(taken)}; stop what uses it or run `shopfds down`")
     urls = _urls(ports)
     shared = service_env(workdir, urls, env)
-    pids: dict[str, int] = {}
     stack = Stack(urls=urls, workdir=workdir)
     try:
-        for name in SERVICES:
-            proc = _spawn([sys.executable, "-m", "uvicorn", f"services.{name}.main:app", "--host", "127.0.0.1",
-                           "--port", str(ports[name]), "--log-level", "warning"],
-                          workdir / "out" / f"{name}.log", shared)
-            pids[name] = proc.pid
-            _write_state(state, pids, stack)
-            wait_http(f"{urls[name]}/health", timeout=60, proc=proc)
+        _start_workers(workdir, ports, workers, shared, stack, lambda _: _write_state(state, stack))
         if want_prom:
-            stack.prometheus = _start_prometheus(workdir, urls, interval, pids, ports_all["prometheus"],
+            stack.prometheus = _start_prometheus(workdir, stack, interval, ports_all["prometheus"],
                                                  metrics_token(shared))
-            _write_state(state, pids, stack)
+            _write_state(state, stack)
     except Exception:
         down(workdir)
         raise
     return stack
 
 
-def _start_prometheus(workdir: Path, urls: dict[str, str], interval: str, pids: dict[str, int], port: int,
-                      token: str | None = None) -> str:
+def _start_prometheus(workdir: Path, stack: Stack, interval: str, port: int, token: str | None = None) -> str:
     binary = prometheus_binary()
     assert binary is not None
-    config = prometheus_config(urls, workdir / "prometheus", interval, token)
+    targets = {name: workdir / "prometheus" / "targets" / f"{name}.json" for name in stack.urls}
+    config = prometheus_config(stack.urls, workdir / "prometheus", interval, token, targets)
     url = f"http://127.0.0.1:{port}"
     proc = _spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prometheus' / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],
                   workdir / "out" / "prometheus.log", {})
-    pids["prometheus"] = proc.pid
+    stack.pids["prometheus"] = proc.pid
     wait_http(f"{url}/-/ready", timeout=30, proc=proc)
-    wait_scraped(url, len(urls))
+    wait_scraped(url, len(stack.metrics))
     return url
 
 
-def _write_state(path: Path, pids: dict[str, int], stack: Stack) -> None:
+def _write_state(path: Path, stack: Stack) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pids": pids, "urls": stack.urls, "prometheus": stack.prometheus}, indent=2))
+    path.write_text(json.dumps({"pids": stack.pids, "urls": stack.urls, "metrics": stack.metrics,
+                                "prometheus": stack.prometheus}, indent=2))
 
 
 def read_state(workdir: Path) -> dict[str, Any] | None:
@@ -211,7 +259,7 @@ def _ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return not Path("/proc").is_dir()  # no procfs: trust the state file
-    return b"uvicorn" in cmdline or b"prometheus" in cmdline
+    return any(name in cmdline for name in (b"uvicorn", b"shopfds.serve", b"prometheus"))
 
 
 def _alive(pid: int) -> bool:

@@ -33,6 +33,12 @@ def _depths(spans: list[dict[str, Any]]) -> dict[str, int]:
     return depths
 
 
+def _process(span: dict[str, Any]) -> str:
+    """The service, or the worker that wrote the span (``fds-2``) when the processes are named."""
+    service, instance = str(span.get("service") or ""), str(span.get("instance") or "")
+    return instance if service and instance.startswith(f"{service}-") else service
+
+
 def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
     start = min(s["start_unix_nano"] for s in spans)
     end = max(s["end_unix_nano"] for s in spans)
@@ -40,7 +46,8 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
     depths = _depths(spans)
     table = Table(title=f"trace {spans[0]['trace_id']}  ({total / 1e6:.1f} ms)")
     for column in ("service", "span", "start ms", "duration ms", "", "status", "attributes"):
-        # A SQL span is named after its database file: cut long names so the attributes keep room.
+        # SQL spans are named after their database file and a Redis pipeline's span lists every
+        # command: cut long names so the service and attributes keep room.
         table.add_column(column, justify="right" if "ms" in column else "left",
                          no_wrap=column != "attributes", max_width=40 if column == "span" else None,
                          min_width=32 if column == "attributes" else None,
@@ -52,7 +59,7 @@ def waterfall(spans: list[dict[str, Any]], width: int = 30) -> Table:
         status = span["status"]
         attrs = {k: v for k, v in span.get("attributes", {}).items() if k in _KEY_ATTRIBUTES}
         table.add_row(
-            str(span.get("service") or ""),
+            _process(span),
             "  " * depths[span["span_id"]] + span["name"],
             f"{(span['start_unix_nano'] - start) / 1e6:.1f}",
             f"{span['duration_ms']:.1f}",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -52,9 +52,11 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.sqlalchemy_url(name))
         app.state.cache = make_cache(settings.redis_url, settings.cache_prefix)
+        stack = AsyncExitStack()
         try:
             if tables is not None:
                 await app.state.db.create_all(tables)
+            await stack.enter_async_context(app.state.faults.followed(app.state.cache))
             if hook is None:
                 _freeze_startup_objects()
                 yield
@@ -63,6 +65,7 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
                     _freeze_startup_objects()
                     yield
         finally:
+            await stack.aclose()
             await app.state.cache.close()
             await app.state.db.dispose()
 

@@ -8,7 +8,11 @@ paths on the embedded default and on Redis:
   ``window_s`` seconds (velocity rules);
 - ``observe(key, value)``: add ``value`` to a running count/sum and return the totals *before*
   it (amount history);
-- ``remember(key, member)``: add to a set and say whether the member was new (known devices).
+- ``remember(key, member)``: add to a set and say whether the member was new (known devices);
+- ``recent(key, members, window_s)``: mark members as seen now and count those seen within the
+  last ``window_s`` seconds (active users, one count for every process);
+- ``claim(key, value, ttl)``: set ``key`` unless it exists, atomically, else return what it holds
+  (one evaluation per transaction across the FDS's processes).
 
 ``batch(ops)`` runs several ``HitWindow`` / ``Observe`` / ``Remember`` operations at once: on
 Redis one pipeline, one round trip (the FDS's aggregates step is one call, not seven).
@@ -61,6 +65,8 @@ class Cache(Protocol):
     async def hit_window(self, key: str, window_s: float) -> int: ...
     async def observe(self, key: str, value: float, ttl: float) -> tuple[int, float]: ...
     async def remember(self, key: str, member: str, ttl: float) -> bool: ...
+    async def claim(self, key: str, value: str, ttl: float) -> str | None: ...
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int: ...
     async def batch(self, ops: Sequence[Op]) -> list[Any]: ...
     async def close(self) -> None: ...
 
@@ -126,6 +132,23 @@ class MemoryCache:
         self._put(key, members, ttl)
         return new
 
+    async def claim(self, key: str, value: str, ttl: float) -> str | None:
+        held = self._get(key)
+        if isinstance(held, str):
+            return held
+        self._put(key, value, ttl)
+        return None
+
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        now = time.time()
+        seen = self._get(key)
+        if not isinstance(seen, dict):
+            seen = {}
+        seen.update(dict.fromkeys(members, now))
+        seen = {m: at for m, at in seen.items() if at > now - window_s}
+        self._put(key, seen, max(window_s, 1.0))
+        return len(seen)
+
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         return [await _apply(self, op) for op in ops]
 
@@ -185,6 +208,23 @@ class RedisCache:
         pipe.expire(k, max(1, int(ttl)))
         added, _ = await pipe.execute()
         return bool(added)
+
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        now = time.time()
+        k = self._k(key)
+        pipe = self.client.pipeline(transaction=True)
+        if members:
+            pipe.zadd(k, dict.fromkeys(members, now))
+        pipe.zremrangebyscore(k, "-inf", now - window_s)
+        pipe.zcard(k)
+        pipe.expire(k, max(1, int(window_s) + 1))
+        replies = await pipe.execute()
+        return int(replies[-2])
+
+    async def claim(self, key: str, value: str, ttl: float) -> str | None:
+        # SET NX GET (Redis >= 7.0): nil when this call set it, else the value already there.
+        held = await self.client.set(self._k(key), value, nx=True, px=max(1, int(ttl * 1000)), get=True)
+        return None if held is None else str(held)
 
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         """All ``ops`` in one pipeline (MULTI/EXEC): one round trip, the same answers as one by one."""
@@ -269,6 +309,13 @@ class FallbackCache:
 
     async def remember(self, key: str, member: str, ttl: float) -> bool:
         return bool(await self._call("remember", key, member, ttl))
+
+    async def claim(self, key: str, value: str, ttl: float) -> str | None:
+        result: str | None = await self._call("claim", key, value, ttl)
+        return result
+
+    async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
+        return int(await self._call("recent", key, members, window_s))
 
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         result: list[Any] = await self._call("batch", ops)

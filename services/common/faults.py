@@ -9,18 +9,32 @@ flags of the OpenTelemetry demo), on every service under ``/internal/faults``:
 ``GET /internal/faults`` lists them; ``PUT /internal/faults/{name}`` ``{"value": ...}`` switches one
 on; ``DELETE`` switches it off. Both need a ``service`` or ``admin`` token, and the routes exist
 only when ``SHOPFDS_FAULT_INJECTION`` is true (the default outside production).
+
+A switch reaches every process of the service: it is published in the service's cache (Redis when
+several workers share a port) and each process follows it every ``FOLLOW_SECONDS``; the request
+path reads only the process's own copy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
 import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
+from .cache import Cache
 from .openapi import error
 from .security import StaffDep
+
+log = logging.getLogger("services.faults")
+KEY = "faults:active"
+TTL = 86_400.0
+FOLLOW_SECONDS = 0.25
 
 DEFAULTS: dict[str, float] = {"cti-slow": 0.150, "ml-down": 1.0, "db-slow": 0.050, "payment-errors": 0.05}
 _VALUE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|%)?\s*$")
@@ -57,6 +71,30 @@ class Faults:
     def get(self, name: str) -> float | None:
         return self.active.get(name)
 
+    async def publish(self, cache: Cache) -> None:
+        await cache.set(KEY, json.dumps(self.active), TTL)
+
+    async def follow(self, cache: Cache) -> None:
+        """Take the switches of the service's other processes, until cancelled."""
+        while True:
+            try:
+                raw = await cache.get(KEY)
+                if raw is not None:
+                    self.active = {str(k): float(v) for k, v in json.loads(raw).items()}
+            except Exception as exc:  # the cache is down: keep the last known switches
+                log.debug("faults not followed: %s", type(exc).__name__)
+            await asyncio.sleep(FOLLOW_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def followed(self, cache: Cache) -> Any:
+        task = asyncio.create_task(self.follow(cache), name="faults-follow")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
 
 class FaultIn(BaseModel):
     value: str | float | None = None
@@ -76,13 +114,17 @@ async def set_fault(name: str, body: FaultIn, request: Request, _who: StaffDep) 
         value = parse_value(name, body.value)
     except ValueError as exc:
         raise HTTPException(404 if name not in DEFAULTS else 422, str(exc)) from exc
-    request.app.state.faults.active[name] = value
-    return {"active": request.app.state.faults.active}
+    faults = request.app.state.faults
+    faults.active = {**faults.active, name: value}
+    await faults.publish(request.app.state.cache)
+    return {"active": faults.active}
 
 
 @router.delete("/{name}", responses={404: error("unknown fault")})
 async def clear_fault(name: str, request: Request, _who: StaffDep) -> dict[str, Any]:
     if name not in DEFAULTS:
         raise HTTPException(404, f"unknown fault {name!r}")
-    request.app.state.faults.active.pop(name, None)
-    return {"active": request.app.state.faults.active}
+    faults = request.app.state.faults
+    faults.active = {k: v for k, v in faults.active.items() if k != name}
+    await faults.publish(request.app.state.cache)
+    return {"active": faults.active}

@@ -1,39 +1,49 @@
 """``ecommerce_active_users``: distinct users seen with a valid token in the last 15 minutes.
 
-Kept in process memory (a dict of user id -> last seen), so recording a sighting is one dict
-write on the request path; a background task drops users who left the window and sets the
-gauge every ``active_user_refresh_seconds``. A first sighting updates the gauge at once. With
-several workers each reports its own users (sum them in Prometheus).
+One count for the whole service, whatever the number of processes: each process notes the users
+it sees (a set insert on the request path) and, every ``active_user_refresh_seconds``, adds them
+to one time-windowed set in the shared cache (a Redis sorted set with several workers) and sets
+the gauge to that set's size. Every process then reports the same value: aggregate it across
+instances with ``max``, never ``sum``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
+
+from services.common.cache import Cache
 
 from .metrics import ShopMetrics
 
+log = logging.getLogger("services.ecommerce.activity")
+KEY = "ecommerce:active-users"
+
 
 class ActiveUsers:
-    def __init__(self, metrics: ShopMetrics, window_s: float) -> None:
+    def __init__(self, metrics: ShopMetrics, cache: Cache, window_s: float) -> None:
         self.metrics = metrics
+        self.cache = cache
         self.window_s = window_s
-        self._seen: dict[str, float] = {}
+        self._fresh: set[str] = set()
 
     def seen(self, user_id: str) -> None:
-        new = user_id not in self._seen
-        self._seen[user_id] = time.monotonic()
-        if new:
-            self.metrics.active_users(len(self._seen))
+        self._fresh.add(user_id)
 
-    def refresh(self) -> int:
-        cutoff = time.monotonic() - self.window_s
-        for user_id in [u for u, at in self._seen.items() if at < cutoff]:
-            del self._seen[user_id]
-        self.metrics.active_users(len(self._seen))
-        return len(self._seen)
+    async def refresh(self) -> int:
+        fresh, self._fresh = self._fresh, set()
+        try:
+            count = await self.cache.recent(KEY, sorted(fresh), self.window_s)
+        except Exception:
+            self._fresh |= fresh  # kept for the next round
+            raise
+        self.metrics.active_users(count)
+        return count
 
     async def run(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self.refresh()
+            try:
+                await self.refresh()
+            except Exception as exc:  # the cache is down: the gauge keeps its last value
+                log.warning("active users not refreshed: %s", type(exc).__name__)

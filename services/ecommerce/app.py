@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         if settings.seed_catalog:
             async with app.state.db.sessions() as session:
                 await seed_catalog(session)
-        active = ActiveUsers(metrics, settings.active_user_window_seconds)
+        active = ActiveUsers(metrics, app.state.cache, settings.active_user_window_seconds)
         product_cache = ProductCache(app.state.cache, metrics, settings.product_cache_ttl)
         fds_http = http.client(settings.fds_url, settings.fds_timeout, transport=fds_transport)
         app.state.metrics, app.state.active_users, app.state.product_cache = metrics, active, product_cache

@@ -19,7 +19,8 @@ class Settings(ServiceSettings):
                              description="The code additional authentication accepts (a demo OTP).")
     product_cache_ttl: float = Field(60.0, gt=0, description="Seconds a product or listing stays cached.")
     active_user_window_seconds: float = Field(900.0, gt=0, description="Active = seen in this window.")
-    active_user_refresh_seconds: float = Field(5.0, gt=0, description="How often the gauge is pruned.")
+    active_user_refresh_seconds: float = Field(
+        5.0, gt=0, description="How often the gauge is refreshed from the shared set.")
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins allowed a minute per account and per client address (then 429).")
     seed_catalog: bool = Field(True, description="Insert the demo catalog at start when it is empty.")

@@ -8,8 +8,9 @@ and at shutdown. What that keeps:
 - read-your-writes: every route that reads evaluations flushes first (``FlushedSessionDep``), so a
   label, a review or the stats always see the evaluations already answered;
 - once only: a retry of a transaction still waiting, or in flight, gets the first answer; two
-  concurrent calls for the same transaction in one process share one evaluation; the unique key
-  (``ON CONFLICT DO NOTHING``) keeps a second process's duplicate out of the table;
+  concurrent calls for the same transaction in one process share one evaluation; across processes
+  the claim in the shared cache (``api/routes/evaluate.py``) gives a retry the first process's
+  answer, and the unique key (``ON CONFLICT DO NOTHING``) keeps any duplicate out of the table;
 - nothing silently lost: a failed batch stays queued and is retried (logged and sent to Sentry);
   only past ``SHOPFDS_WRITE_MAX_PENDING`` waiting rows are new ones refused a place (counted).
   A crash loses at most one interval of rows, whose decisions the callers already hold.

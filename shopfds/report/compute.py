@@ -41,8 +41,9 @@ def _traffic(src: Source, f: Figures) -> None:
     server_errors = src.increase("ecommerce_http_requests_total", where={"status_code": "5.."})
     f.error_share = _share(_one(server_errors) or 0.0, f.requests)
     f.errors_per_s = _rate_or_zero(src.rate("ecommerce_errors_total"), f.tps)
-    hit = src.gauge("ecommerce_cache_hit_ratio")
-    f.cache_hit_ratio = _num(hit)
+    # From the counters summed over every process (a ratio of sums, not an average of gauges).
+    lookups = src.increase("ecommerce_cache_operations_total", by="result", where={"operation": "get"})
+    f.cache_hit_ratio = _share(lookups.get("hit", 0.0), sum(lookups.values())) if lookups else None
     fds_calls = src.increase("ecommerce_fds_evaluations_total", by="result")
     # ecommerce counts an FDS call without a verdict (timeout, error: fail policy applied) as result="error"
     f.degraded = fds_calls.get("error", 0.0) if fds_calls else None

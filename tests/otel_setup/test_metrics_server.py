@@ -111,3 +111,14 @@ def test_prometheus_scrapes_the_internal_port_with_the_token(tmp_path):
             result = httpx.get(f"{prom}/api/v1/query", params={"query": "fds_http_requests_total"}).json()
     series = result["data"]["result"]
     assert series and series[0]["metric"]["endpoint"] == "/v1/fds/evaluate", series
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000"])
+def test_an_invalid_metrics_port_serves_metrics_nowhere(tmp_path, value):
+    """Regression: an invalid SHOPFDS_METRICS_PORT fell back to the default, /metrics on the public
+    app, exposing what the setting was meant to hide."""
+    env = {"SHOPFDS_TRACE_STORE_DIR": str(tmp_path / "traces"), "SHOPFDS_METRICS_PORT": value}
+    with uvicorn_app("tests.apps.engine_app:app", env, tmp_path / "app.log") as app:
+        assert httpx.post(f"{app}/v1/fds/evaluate").status_code == 200
+        assert httpx.get(f"{app}/metrics").status_code == 404
+    assert "invalid SHOPFDS_METRICS_PORT" in (tmp_path / "app.log").read_text()

@@ -83,11 +83,14 @@ def test_promtool_unit_tests() -> None:
 def test_both_configs_load_the_same_rules_and_scrape_the_four_services() -> None:
     compose, local = (yaml.safe_load(p.read_text()) for p in CONFIGS)
     assert compose["rule_files"] == local["rule_files"] == ["rules/*.yml"]
-    for config, host_of in ((compose, lambda name: name), (local, lambda name: "127.0.0.1")):
-        targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-                   for job in config["scrape_configs"]}
-        for name, port in SEED_PORTS.items():
-            assert targets[name] == [f"{host_of(name)}:{port}"], (name, targets.get(name))
+    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+               for job in compose["scrape_configs"]}
+    for name, port in SEED_PORTS.items():
+        assert targets[name] == [f"{name}:{port}"], (name, targets.get(name))
+    # the local run: one file_sd file per job, written by `shopfds up` (one target per worker)
+    files = {job["job_name"]: [f for sd in job["file_sd_configs"] for f in sd["files"]]
+             for job in local["scrape_configs"]}
+    assert files == {name: [f"../.shopfds/run/prometheus/targets/{name}.json"] for name in SEED_PORTS}
     assert compose["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
 
 

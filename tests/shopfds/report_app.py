@@ -62,7 +62,9 @@ async def boom() -> JSONResponse:
 
 
 @app.post("/v1/orders")
-async def order(hit_ratio: float = 0.75) -> dict[str, str]:
+async def order(hits: int = 3, misses: int = 1) -> dict[str, str]:
     inst["ecommerce_orders_total"].add(1, {"status": "pending"})
-    inst["ecommerce_cache_hit_ratio"].set(hit_ratio)
+    for result, count in (("hit", hits), ("miss", misses)):
+        inst["ecommerce_cache_operations_total"].add(count, {"operation": "get", "result": result})
+    inst["ecommerce_cache_hit_ratio"].set(hits / (hits + misses))
     return {"status": "pending"}

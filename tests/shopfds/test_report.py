@@ -50,7 +50,7 @@ class Apps:
         for _ in range(10):
             httpx.get(f"{shop}/v1/products").raise_for_status()
         assert httpx.get(f"{shop}/v1/boom").status_code == 500
-        httpx.post(f"{shop}/v1/orders", params={"hit_ratio": 0.75}).raise_for_status()
+        httpx.post(f"{shop}/v1/orders", params={"hits": 3, "misses": 1}).raise_for_status()
 
 
 @pytest.fixture
