@@ -47,6 +47,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python -m bench.checkout --backend postgres --json $(RESULTS)/checkout_postgres.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
+	$(BIN)/python -m bench.capacity $(RESULTS)
 
 clean:
 	rm -rf $(VENV) .venv-checkov .shopfds
