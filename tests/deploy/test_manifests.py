@@ -326,3 +326,13 @@ def test_production_pulls_from_a_registry_and_keeps_replicas_for_disruptions() -
         assert container(production, app)["image"].startswith("registry.example.com/shopfds/app:")
         assert one(production, "Deployment", app)["spec"]["replicas"] >= 2  # a PDB of 1 leaves one serving
     assert one(production, "StatefulSet", "otel-sampling")["spec"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize(("directory", "pattern"), [("prometheus", "rules/*.yml"), ("dashboards", "*.json"),
+                                                    ("collector", "*.yaml")])
+def test_the_config_map_lists_hold_every_file_compose_mounts(directory: str, pattern: str) -> None:
+    """A rules file, dashboard or collector config added for compose must reach the cluster too."""
+    spec = yaml.safe_load((ROOT / directory / "kustomization.yaml").read_text())
+    listed = {item.rpartition("=")[2] for gen in spec["configMapGenerator"] for item in gen.get("files", [])}
+    on_disk = {p.relative_to(ROOT / directory).as_posix() for p in (ROOT / directory).glob(pattern)}
+    assert on_disk - {"kustomization.yaml"} == listed
