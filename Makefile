@@ -12,19 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Prometheus (with promtool) and Alertmanager (amtool) from Debian when missing and apt exists; the demo works without it.
+# Prometheus (with promtool), Alertmanager (amtool) and VictoriaMetrics (the remote-write test) from
+# Debian when missing and apt exists; the demo works without them.
 prometheus:
-	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 || ! command -v victoria-metrics >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
-	    && (systemctl stop prometheus prometheus-alertmanager 2>/dev/null; pkill -x prometheus 2>/dev/null; pkill -x prometheus-aler 2>/dev/null; true); \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager victoria-metrics >/dev/null \
+	    && (systemctl stop prometheus prometheus-alertmanager victoria-metrics 2>/dev/null; pkill -x prometheus 2>/dev/null; pkill -x prometheus-aler 2>/dev/null; pkill -x victoria-metric 2>/dev/null; true); \
 	  else echo "prometheus not installed and apt-get unavailable: Prometheus tests will be skipped"; fi; \
 	fi
 
 demo: $(STAMP) prometheus
 	$(BIN)/shopfds demo
 
-test: $(STAMP) prometheus
+# checkov (tests/deploy) in a virtualenv of its own: it pins packaging<24, which pytest 9 refuses.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+
+test: $(STAMP) prometheus $(CHECKOV)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -41,6 +48,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python -m bench.workers --json $(RESULTS)/workers.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
+	$(BIN)/python -m bench.capacity $(RESULTS)
 
 clean:
-	rm -rf $(VENV) .shopfds
+	rm -rf $(VENV) .venv-checkov .shopfds

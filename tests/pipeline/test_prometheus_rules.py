@@ -83,7 +83,7 @@ def test_promtool_unit_tests() -> None:
 def test_both_configs_load_the_same_rules_and_scrape_the_four_services() -> None:
     compose, local = (yaml.safe_load(p.read_text()) for p in CONFIGS)
     assert compose["rule_files"] == local["rule_files"] == ["rules/*.yml"]
-    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+    targets = {job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
                for job in compose["scrape_configs"]}
     for name, port in SEED_PORTS.items():
         assert targets[name] == [f"{name}:{port}"], (name, targets.get(name))
