@@ -48,6 +48,7 @@ from rich.table import Table
 from bench.checkout import OFF, ON, Shop, backend_env, cpu_seconds, rounds_order, summarize, summarize_profile
 from services.common.security import issue_token
 from services.common.settings import DEFAULT_JWT_SECRET
+from shopfds import procs
 from shopfds.procs import ROOT
 from shopfds.stack import run_stack
 
@@ -56,6 +57,7 @@ CPU_TARGET_MS = 5.0
 TPS_TARGET, ERROR_TARGET = 200.0, 0.001
 PRODUCTION = {"ENVIRONMENT": "production", "SHOPFDS_JWT_SECRET": "bench-secret-" + "x" * 32,
               "SHOPFDS_ADMIN_PASSWORD": "bench admin password"}
+START_TIMEOUT_S = 120.0
 err = Console(stderr=True)
 
 
@@ -159,6 +161,14 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                              for s in services}}
     out["ratio"] = round(out[ON]["tps"] / out[OFF]["tps"], 3) if out[OFF]["tps"] else None
     return out
+
+
+def _patient_wait_http(url: str, timeout: float = START_TIMEOUT_S, proc: Any = None) -> None:
+    # On a loaded shared host the services' imports alone can outlast the stack's 20 s.
+    _wait_http(url, timeout=max(timeout, START_TIMEOUT_S), proc=proc)
+
+
+_wait_http, procs.wait_http = procs.wait_http, _patient_wait_http
 
 
 def configuration(args: argparse.Namespace, backend: str, environment: str, workdir: Path,
