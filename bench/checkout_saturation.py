@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--environments", type=lambda t: names(t, ("development", "production")),
                         default=["development", "production"])
     parser.add_argument("--concurrency", type=int, default=24, help="checkouts in flight")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per run")
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds: 2 is on, off, off, on")
     parser.add_argument("--shoppers", type=int, default=600,
                         help="fresh shoppers per run (each run's checkouts spread over them)")
