@@ -45,6 +45,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python -m bench.telemetry_cost --json $(RESULTS)/telemetry_cost.json
 	$(BIN)/python -m bench.checkout --json $(RESULTS)/checkout.json
 	$(BIN)/python -m bench.checkout --backend postgres --json $(RESULTS)/checkout_postgres.json
+	$(BIN)/python -m bench.checkout_saturation --json $(RESULTS)/checkout_saturation.json
 	$(BIN)/python -m bench.workers --json $(RESULTS)/workers.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md

@@ -1,5 +1,5 @@
-"""Open-loop checkout load, run in its own process so that it does not share an event loop with
-the measuring code:
+"""Checkout load, open loop or closed loop, run in its own process so that it does not share an
+event loop with the measuring code:
 
     python -m bench.load CONFIG.json RESULT.json
 
@@ -8,6 +8,10 @@ CONFIG holds ``url``, ``rate`` (checkouts per second), ``duration`` (seconds), `
 ``i`` is due at ``start + i / rate`` whatever happened to the earlier ones; it takes a shopper
 that has no checkout in flight (two checkouts of one shopper would race on one cart), adds one
 product to the cart and posts the order with a fresh card and an ``Idempotency-Key``.
+
+With ``concurrency`` in CONFIG the loop is closed instead: that many workers, each with its own
+shoppers, start their next checkout as soon as the last one ends, for ``duration`` seconds (no
+``rate``): what the shop completes is its throughput at saturation.
 
 RESULT gets, per checkout: the client-side milliseconds of ``POST /v1/cart/items``, of
 ``POST /v1/orders`` and of both, how late it started (waiting for a free shopper or for the
@@ -34,7 +38,7 @@ TIMEOUT_S = 10.0
 
 
 async def run(config: dict[str, Any]) -> dict[str, Any]:
-    rate, duration = float(config["rate"]), float(config["duration"])
+    rate, duration = float(config.get("rate", 0)), float(config["duration"])
     rng = random.Random(config.get("seed", 0))
     products: list[int] = config["products"]
     free: asyncio.Queue[dict[str, str]] = asyncio.Queue()
@@ -75,6 +79,8 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
                 records.append(record)
                 free.put_nowait(headers)
 
+        if "concurrency" in config:
+            return await _closed(checkout, int(config["concurrency"]), duration, records)
         total = max(1, int(rate * duration))
         tasks = []
         wall_start, start = time.time(), time.perf_counter()
@@ -89,6 +95,21 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
         elapsed, wall_end = time.perf_counter() - start, time.time()
     return {"offered_tps": rate, "duration_s": duration, "elapsed_s": elapsed, "send_s": sent - start,
             "wall_start": wall_start, "wall_end": wall_end, "records": records}
+
+
+async def _closed(checkout: Any, workers: int, duration: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``workers`` checkouts in flight at every moment until ``duration`` is over."""
+    wall_start, start = time.time(), time.perf_counter()
+    stop = start + duration
+
+    async def worker() -> None:
+        while time.perf_counter() < stop:
+            await checkout(time.perf_counter())
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed, wall_end = time.perf_counter() - start, time.time()
+    return {"offered_tps": None, "concurrency": workers, "duration_s": duration, "elapsed_s": elapsed,
+            "send_s": elapsed, "wall_start": wall_start, "wall_end": wall_end, "records": records}
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,8 @@
 
 Reads ``telemetry_cost.json`` (``bench.telemetry_cost``), ``services.json`` (``bench.services``),
 ``checkout.json`` and ``checkout_postgres.json`` (``bench.checkout`` on the embedded default and on
-PostgreSQL + Redis), ``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
+PostgreSQL + Redis), ``checkout_saturation.json`` (``bench.checkout_saturation``, closed loop),
+``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
 in the output comes from those files; the targets are the issue's, each marked met or not.
 """
 
@@ -23,10 +24,12 @@ from typing import Any
 from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_cell
 
 FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
-         "checkout_postgres": "checkout_postgres.json", "services": "services.json", "workers": "workers.json"}
+FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
+         "checkout_postgres": "checkout_postgres.json", "services": "services.json",
+         "checkout_saturation": "checkout_saturation.json", "workers": "workers.json"}
 COMMANDS = {"telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
             "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
-            "workers": "python -m bench.workers"}
+            "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -168,12 +171,50 @@ def workers_section(workers: dict[str, Any]) -> str:
         target])
 
 
+def checkout_saturation_section(saturation: dict[str, Any]) -> str:
+    """The checkout flow at saturation (``bench.checkout_saturation``): throughput on/off, CPU per checkout."""
+    targets, rows = saturation["targets"], []
+    for c in saturation["configurations"]:
+        for mode in (ON, OFF):
+            m, cpu = c[mode], c[mode]["cpu_ms_per_checkout"]
+            rows.append((c["backend"], c["environment"], mode, f"{m['tps']:.1f}",
+                         f"{m['tps_spread'][0]:.1f}-{m['tps_spread'][1]:.1f}", f"{m['error_rate']:.2%}",
+                         f"{m['checkout_p95_ms']:.0f}", " / ".join(f"{cpu.get(s, float('nan')):.1f}"
+                                                              for s in ("ecommerce", "fds", "ml")),
+                         f"{c['ratio']:.2f}" if mode == ON and c["ratio"] is not None else ""))
+    confs = saturation["configurations"]
+    ratios = [c["ratio"] for c in confs if c["ratio"] is not None]
+    cpu_on = [c[ON]["cpu_ms_per_checkout"]["ecommerce"] for c in confs]
+    pg = [c[ON] for c in confs if c["backend"] == "postgres"]
+    lines = [
+        f"- checkout throughput with telemetry ≥ {targets['ratio']:.0%} of off at saturation, every configuration: "
+        f"{_met(bool(ratios) and min(ratios) >= targets['ratio'])} (ratios {', '.join(f'{r:.2f}' for r in ratios)})",
+        f"- ecommerce CPU per checkout with telemetry ≤ {targets['ecommerce_cpu_ms']:g} ms: "
+        f"{_met(bool(cpu_on) and max(cpu_on) <= targets['ecommerce_cpu_ms'])} "
+        f"({', '.join(f'{v:.1f}' for v in cpu_on)} ms)",
+        f"- ≥ {targets['postgres_tps']:g} checkouts/s on PostgreSQL + Redis, errors < {targets['error_rate']:.1%}: "
+        + (_met(all(m["tps"] >= targets["postgres_tps"] and m["error_rate"] < targets["error_rate"] for m in pg))
+           + " (" + ", ".join(f"{m['tps']:.1f}/s" for m in pg) + ")" if pg else "n/a (not run)"),
+    ]
+    return "\n\n".join([
+        f"## Checkout at saturation: closed loop, {saturation['concurrency']} checkouts in flight, telemetry on "
+        f"against off",
+        f"Medians of {saturation['rounds']} ABBA rounds of {saturation['duration_s']:g} s per configuration (spread "
+        "min-max); a checkout is cart add + `POST /v1/orders` (which calls the FDS); CPU is each process's user + "
+        "system time over the run divided by the completed checkouts.",
+        _table(("backend", "defaults", "mode", "checkouts/s", "spread", "errors", "checkout P95 ms",
+                "CPU ms per checkout, ecommerce / fds / ml", "on/off"), rows),
+        "Targets:\n" + "\n".join(lines)])
+
+
 def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts = ["# Benchmarks", "Written by `make bench` (`python -m bench.report`) from the figures of this run; "
              "nothing here is typed by hand except the notes at the end.",
              f"Machine: {_machine()}.",
              "Commands: " + "; ".join(f"`{results[name].get('command', COMMANDS[name])}`" if name in results
                                       else f"`{COMMANDS[name]}` (not run)" for name in FILES) + "."]
+    if "checkout_saturation" in results:
+        parts.append(checkout_saturation_section(results["checkout_saturation"]))
     if "telemetry_cost" in results:
         parts.append(telemetry_cost_section(results["telemetry_cost"]))
     parts += [checkout_section(results[name]) for name in ("checkout", "checkout_postgres") if name in results]

@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 from fastapi import HTTPException, status
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,39 +75,51 @@ class Shop:
         return order
 
     async def _apply(self, session: AsyncSession, order: Order, verdict: dict[str, Any]) -> Order:
+        """``order`` is the one ``create_from_cart`` built: while each move succeeds it is kept
+        up to date here instead of re-read; a move that loses a race re-reads."""
         decision = verdict["decision"]
         if decision == "block":
             factors = ",".join(verdict["risk_factors"])
             self.metrics.blocked(order.total_amount)
             return await self.cancel(session, order, f"fraud_blocked:{factors}" if factors else "fraud_blocked",
                                      fds=verdict)
-        await orders.move(session, order.id, ("pending",), when_action=None, fds=verdict,
-                          next_action=NEXT_ACTION.get(decision))
-        if decision == "approve":
-            return await self.pay(session, order.id)
-        return await orders.load(session, order.id)
+        # The verdict is committed before the payment row: a retry after an outage between the
+        # two finds an approved order without payment and pays it (``_resume``).
+        approve = decision == "approve"
+        if not await orders.move(session, order.id, ("pending",), when_action=None, fds=verdict,
+                                 next_action=NEXT_ACTION.get(decision)):
+            return await self.pay(session, order.id) if approve else await orders.load(session, order.id)
+        order.fds, order.next_action = verdict, NEXT_ACTION.get(decision)
+        return await self.pay(session, order.id, order) if approve else order
 
-    async def pay(self, session: AsyncSession, order_id: str) -> Order:
-        order = await orders.load(session, order_id)
+    async def pay(self, session: AsyncSession, order_id: str, fresh: Order | None = None) -> Order:
+        """Write the payment row (and commit), charge, record the outcome. ``fresh``: the order
+        as this request has just written it (not re-read, and kept up to date)."""
+        order = fresh if fresh is not None else await orders.load(session, order_id)
         if order.status != "pending":  # moved (e.g. cancelled by staff) since it was approved
             return order
-        payment = Payment(order_id=order.id, status="pending", method=order.payment_method,
-                          amount=order.total_amount, card_bin=order.card_bin, card_last4=order.card_last4)
-        session.add(payment)
+        payment: dict[str, Any] = {"order_id": order.id, "status": "pending", "method": order.payment_method,
+                                   "amount": order.total_amount, "card_bin": order.card_bin,
+                                   "card_last4": order.card_last4}
         try:
+            await session.execute(insert(orders.PAYMENTS).values(payment))
             await session.commit()
         except IntegrityError:  # this order is already being paid: never charge twice
             await session.rollback()
             return await orders.load(session, order_id)
         approved = await self.gateway.charge(order.total_amount, order.payment_method,
                                              order.card_bin, order.card_last4)
-        payment.status = "succeeded" if approved else "failed"
-        self.metrics.payment(payment.status, payment.method, payment.amount)
+        payment["status"] = "succeeded" if approved else "failed"
+        self.metrics.payment(payment["status"], payment["method"], payment["amount"])
+        await orders.set_payment_status(session, order_id, payment["status"])
         if not approved:
             await session.commit()
             return await self.cancel(session, order, "payment_failed")
         if await orders.move(session, order_id, ("pending",), status="processing", next_action=None):
             self.metrics.order_status("processing")
+            if fresh is not None:
+                fresh.status, fresh.payment = "processing", Payment(**payment)
+                return fresh
         return await orders.load(session, order_id)
 
     async def cancel(self, session: AsyncSession, order: Order, reason: str, *,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.app import SessionDep
 from services.common.openapi import error
@@ -19,26 +20,29 @@ router = APIRouter(prefix="/v1/cart", tags=["cart"])
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED,
-             responses={404: error("product not found"), 409: error("over 99 of one product, or a concurrent change")})
+             responses={404: error("product not found"), 409: error("over 99 of one product in a cart")})
 async def add_item(body: CartItemIn, user: ShopperDep, session: SessionDep) -> CartItemOut:
-    product = await session.get(Product, body.product_id)
-    if product is None:
+    """One upsert (``ON CONFLICT ... DO UPDATE ... RETURNING``): a concurrent add of the same
+    product merges instead of clashing, and the 99 cap holds in the statement itself."""
+    price = await session.scalar(select(Product.price).where(Product.id == body.product_id))
+    if price is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found")
-    item = await session.scalar(select(CartItem).where(CartItem.user_id == user.id,
-                                                       CartItem.product_id == product.id))
-    if item is None:
-        item = CartItem(user_id=user.id, product_id=product.id, quantity=body.quantity)
-        session.add(item)
-    elif item.quantity + body.quantity > 99:
-        raise HTTPException(status.HTTP_409_CONFLICT, "at most 99 of one product in a cart")
-    else:
-        item.quantity += body.quantity
-    try:
-        await session.commit()
-    except IntegrityError as exc:  # the same product added by a concurrent request
+    upsert = _insert_for(session)(CartItem.__table__).values(
+        user_id=user.id, product_id=body.product_id, quantity=body.quantity)
+    merged = CartItem.__table__.c.quantity + upsert.excluded.quantity
+    row = (await session.execute(upsert.on_conflict_do_update(
+        index_elements=["user_id", "product_id"], set_={"quantity": merged}, where=merged <= 99)
+        .returning(CartItem.__table__.c.id, CartItem.__table__.c.quantity))).first()
+    if row is None:  # the existing line and this one make more than 99
         await session.rollback()
-        raise HTTPException(status.HTTP_409_CONFLICT, "cart changed concurrently; retry") from exc
-    return CartItemOut(item_id=item.id, product_id=product.id, quantity=item.quantity, unit_price=product.price)
+        raise HTTPException(status.HTTP_409_CONFLICT, "at most 99 of one product in a cart")
+    await session.commit()
+    return CartItemOut(item_id=row.id, product_id=body.product_id, quantity=row.quantity, unit_price=price)
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's ``insert`` (PostgreSQL or SQLite), the two that have ``on_conflict_do_update``."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @router.get("")
