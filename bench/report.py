@@ -24,7 +24,6 @@ from typing import Any
 from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_cell
 
 FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
-FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json",
          "checkout_saturation": "checkout_saturation.json", "workers": "workers.json"}
 COMMANDS = {"telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
