@@ -41,9 +41,10 @@ class ActiveUsers:
         return count
 
     async def run(self, interval_s: float) -> None:
+        """Refresh now (the gauge is on /metrics from the start), then every ``interval_s``."""
         while True:
-            await asyncio.sleep(interval_s)
             try:
                 await self.refresh()
             except Exception as exc:  # the cache is down: the gauge keeps its last value
                 log.warning("active users not refreshed: %s", type(exc).__name__)
+            await asyncio.sleep(interval_s)
