@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 FILTERED = "[Filtered]"
@@ -103,7 +104,10 @@ def scrub_text(text: str) -> str:
     return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+@lru_cache(maxsize=2048)
 def is_sensitive_key(key: str) -> bool:
+    # Remembered: attribute and field names are the same few dozen strings on every span and
+    # event, and this runs for each of them on the export thread.
     normal = _normal_key(key)
     # "password" anywhere: password_hash, hashed_password, password_confirmation...
     return (normal in _DENY_KEYS or "password" in normal
