@@ -19,7 +19,7 @@ exception as a span event, which the exporters scrub like every other event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .catalog import HttpSpanAttr as A
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 
 
 class _HeaderGetter(Getter[Scope]):
