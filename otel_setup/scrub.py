@@ -126,7 +126,7 @@ def scrub_value(value: Any, depth: int = 0) -> Any:
         return scrub_mapping(value, depth + 1)
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and _sensitive_pair(value[0], value[1]):
-            return type(value)((value[0], FILTERED))
+            return (value[0], FILTERED) if isinstance(value, tuple) else [value[0], FILTERED]
         return type(value)(scrub_value(v, depth + 1) for v in value)
     return value
 
