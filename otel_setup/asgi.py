@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .catalog import UNMATCHED_ROUTE
 from . import http_span
+from .catalog import UNMATCHED_ROUTE
 from .exposition import render
 from .guard import guard, report_failure
 from .metrics import record_http_request
