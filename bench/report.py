@@ -86,6 +86,8 @@ def saturation_section(fds: dict[str, Any] | None, checkout: dict[str, Any] | No
         ratios = [r for _, _, r in by_mode.values() if r is not None]
         rows.append((flow, *cells,
                      _met(len(ratios) == len(SATURATION_MODES) and min(ratios) >= 0.90)))
+    if fds is None:
+        rows.insert(0, ("FDS evaluate (`bench.saturation`)", *["not run"] * 6, "n/a"))
     if checkout is None:
         rows.append(("checkout (`bench.checkout_saturation`)", *["not run"] * 6, "n/a"))
     parts = ["## Saturation: full telemetry against telemetry off",
