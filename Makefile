@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus clean
+.PHONY: demo test lint bench prometheus wrk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ prometheus:
 	  else echo "prometheus not installed and apt-get unavailable: Prometheus tests will be skipped"; fi; \
 	fi
 
+# wrk (the closed-loop load of bench.saturation) from Debian when missing and apt exists.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk not installed and apt-get unavailable: the saturation bench and its test are skipped"; fi; }
+
 demo: $(STAMP) prometheus
 	$(BIN)/shopfds demo
 
@@ -31,7 +37,7 @@ $(CHECKOV):
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
 
-test: $(STAMP) prometheus $(CHECKOV)
+test: $(STAMP) prometheus wrk $(CHECKOV)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -40,8 +46,9 @@ lint: $(STAMP)
 
 # Each bench prints its tables and leaves its figures in $(RESULTS); BENCHMARKS.md is written from them.
 RESULTS ?= bench/results
-bench: $(STAMP) prometheus
+bench: $(STAMP) prometheus wrk
 	mkdir -p $(RESULTS)
+	$(BIN)/python -m bench.saturation --json $(RESULTS)/saturation.json
 	$(BIN)/python -m bench.telemetry_cost --json $(RESULTS)/telemetry_cost.json
 	$(BIN)/python -m bench.checkout --json $(RESULTS)/checkout.json
 	$(BIN)/python -m bench.checkout --backend postgres --json $(RESULTS)/checkout_postgres.json

@@ -2,10 +2,12 @@
 
     python -m bench.report RESULTS_DIR OUTPUT.md
 
-Reads ``telemetry_cost.json`` (``bench.telemetry_cost``), ``services.json`` (``bench.services``),
+Reads ``saturation.json`` (``bench.saturation``: the FDS at saturation, closed loop) and, when
+present, ``checkout_saturation.json`` (``bench.checkout_saturation``: the checkout flow at saturation),
+whose on/off ratios open the document side by side; ``telemetry_cost.json``
+(``bench.telemetry_cost``), ``services.json`` (``bench.services``),
 ``checkout.json`` and ``checkout_postgres.json`` (``bench.checkout`` on the embedded default and on
-PostgreSQL + Redis), ``checkout_saturation.json`` (``bench.checkout_saturation``, closed loop),
-``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
+PostgreSQL + Redis), ``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
 in the output comes from those files; the targets are the issue's, each marked met or not.
 """
 
@@ -23,10 +25,11 @@ from typing import Any
 
 from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_cell
 
-FILES = {"telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
+FILES = {"saturation": "saturation.json", "telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json",
          "checkout_saturation": "checkout_saturation.json", "workers": "workers.json"}
-COMMANDS = {"telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
+COMMANDS = {"saturation": "python -m bench.saturation",
+            "telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
             "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
             "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers"}
 
@@ -56,6 +59,76 @@ def _machine() -> str:
             f"commit {commit or '?'}; written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
+SATURATION_MODES = ("development", "production")
+
+
+def _checkout_rows(checkout: dict[str, Any] | None) -> list[tuple[str, dict[str, tuple[float, float, float | None]]]]:
+    """(flow, {defaults: (on/s, off/s, ratio)}) per backend of ``bench.checkout_saturation``."""
+    rows: dict[str, dict[str, tuple[float, float, float | None]]] = {}
+    for c in (checkout or {}).get("configurations", []):
+        rows.setdefault(f"checkout, {c['backend']}", {})[c["environment"]] = (c[ON]["tps"], c[OFF]["tps"], c["ratio"])
+    return list(rows.items())
+
+
+def saturation_section(fds: dict[str, Any] | None, checkout: dict[str, Any] | None) -> str:
+    """The issue's first target, first: throughput with full telemetry over telemetry off at saturation,
+    development and production defaults side by side, for the FDS and the checkout flow."""
+    flows: list[tuple[str, dict[str, tuple[float, float, float | None]]]] = []
+    if fds is not None:
+        off = fds["modes"]["disabled"]["evaluations_per_s"]
+        flows.append(("FDS evaluate", {mode: (m["evaluations_per_s"], off, m["ratio"])
+                                       for mode, m in fds["modes"].items() if mode in SATURATION_MODES}))
+    flows += _checkout_rows(checkout)
+    rows = []
+    for flow, by_mode in flows:
+        cells: list[str] = []
+        for mode in SATURATION_MODES:
+            on, off, ratio = by_mode.get(mode, (float("nan"), float("nan"), None))
+            cells += [f"{on:.0f}", f"{off:.0f}", "-" if ratio is None else f"**{ratio:.2f}**"]
+        ratios = [r for _, _, r in by_mode.values() if r is not None]
+        rows.append((flow, *cells,
+                     _met(len(ratios) == len(SATURATION_MODES) and min(ratios) >= 0.90)))
+    if fds is None:
+        rows.insert(0, ("FDS evaluate (`bench.saturation`)", *["not run"] * 6, "n/a"))
+    if checkout is None:
+        rows.append(("checkout (`bench.checkout_saturation`)", *["not run"] * 6, "n/a"))
+    parts = ["## Saturation: full telemetry against telemetry off",
+             "Closed loop, enough connections to keep the service busy, the same duration per run, medians of ABBA "
+             "rounds in one run; throughput per second. Target: on/off ≥ 0.90 with development defaults (100 % "
+             "sampling, local trace store) and with production defaults (10 % sampling).",
+             _table(("flow", "development: on/s", "off/s", "on/off", "production: on/s", "off/s", "on/off",
+                     "≥ 0.90 both"), rows)]
+    if fds is not None:
+        parts.append(fds_targets(fds))
+    return "\n\n".join(parts)
+
+
+def fds_targets(fds: dict[str, Any]) -> str:
+    t, dev, off = fds["targets"], fds["modes"]["development"], fds["modes"]["disabled"]
+    rate = fds.get("fixed_rate", {}).get("development")
+    spread = "; ".join(f"{mode} {m['min']:.0f}-{m['max']:.0f}/s" for mode, m in fds["modes"].items())
+    paired = "; ".join(f"{mode} {', '.join(f'{p:.2f}' for p in m['paired_ratios'])}"
+                       for mode, m in fds["modes"].items() if "paired_ratios" in m)
+    lines = [
+        f"- FDS ≥ {t['evaluations_per_s']:g} evaluations/s with full telemetry ({fds['workers']} worker(s), wrk "
+        f"-t{fds['threads']} -c{fds['connections']} on the same machine): "
+        f"{_met(dev['evaluations_per_s'] >= t['evaluations_per_s'])} "
+        f"({dev['evaluations_per_s']:.0f}/s; telemetry off {off['evaluations_per_s']:.0f}/s)",
+        f"- FDS CPU per evaluation with telemetry ≤ {t['cpu_ms_per_evaluation']:g} ms: "
+        f"{_met(dev['cpu_ms_per_evaluation']['fds'] <= t['cpu_ms_per_evaluation'])} "
+        f"({dev['cpu_ms_per_evaluation']['fds']:.2f} ms; off {off['cpu_ms_per_evaluation']['fds']:.2f} ms; "
+        f"wrk {dev['cpu_ms_per_evaluation']['wrk']:.2f} ms)",
+    ]
+    if rate is not None:
+        ok = (rate["latency_ms"]["p95"] <= t["p95_ms"] and not rate["errors"]
+              and rate["achieved_tps"] >= 0.95 * rate["offered_tps"])
+        lines.append(f"- FDS P95 ≤ {t['p95_ms']:g} ms at {rate['offered_tps']:g}/s offered (open loop, from when each "
+                     f"request was due), no errors: {_met(ok)} (P95 {rate['latency_ms']['p95']:.1f} ms, achieved "
+                     f"{rate['achieved_tps']:g}/s, errors {sum(rate['errors'].values())})")
+    lines.append(f"- spread of the runs: {spread}; paired on/off ratios per round: {paired}")
+    return "FDS targets (`bench.saturation`, development defaults):\n" + "\n".join(lines)
+
+
 def telemetry_cost_section(cost: dict[str, Any]) -> str:
     rows = [(name, f"{v['median_us']:.1f}", "-" if name == "bare" else f"{v['added_us']:+.1f}",
              f"{v['spans_stored_per_request']:.2f}") for name, v in cost["variants"].items()]
@@ -71,7 +144,20 @@ def telemetry_cost_section(cost: dict[str, Any]) -> str:
         f"{_met(None if ratio is None else ratio <= cost['ratio_target'])})",
         f"- `OTEL_SDK_DISABLED=true` adds {cost['disabled_added_us']:+.1f} µs/request "
         f"({cost['disabled_added_pct_of_bare']:+.1f} % of bare).",
+        *_breakdown(cost),
     ])
+
+
+def _breakdown(cost: dict[str, Any]) -> list[str]:
+    added = cost["variants"]["otel_setup"]["added_us"]
+    target = cost.get("added_target_us", 100.0)
+    head = (f"- otel_setup adds **{added:+.1f} µs** per request (target ≤ {target:.0f} µs: {_met(added <= target)}).")
+    if "breakdown" not in cost:
+        return [head]
+    rows = [(r["step"], f"{r['median_us']:.1f}", f"{r['component_us']:+.1f}") for r in cost["breakdown"]]
+    return [head, "Per component, on an FDS-shaped app (server span, four engine spans per request): each step adds "
+                  "one component to the step above it; CPU µs of the process (export threads included).",
+            _table(("step", "µs/request", "component µs"), rows)]
 
 
 def services_section(services: dict[str, Any]) -> str:
@@ -212,6 +298,7 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
              f"Machine: {_machine()}.",
              "Commands: " + "; ".join(f"`{results[name].get('command', COMMANDS[name])}`" if name in results
                                       else f"`{COMMANDS[name]}` (not run)" for name in FILES) + "."]
+    parts.append(saturation_section(results.get("saturation"), results.get("checkout_saturation")))
     if "checkout_saturation" in results:
         parts.append(checkout_saturation_section(results["checkout_saturation"]))
     if "telemetry_cost" in results:

@@ -14,12 +14,22 @@ subprocess because OpenTelemetry and sentry-sdk keep process-global state:
   default integrations and ``traces_sample_rate=1.0`` (its DSN points at a closed port);
 - ``otel_setup_disabled``: ``otel_setup`` with ``sdk_disabled=True``.
 
+Then the breakdown per component, a ladder of variants on an FDS-shaped app (``configure("fds")``,
+``GET /v1/fds/items/{item_id}``), each adding one component to the one before (``LADDER``): HTTP
+metrics; the server span; the engine spans (``fds.aggregates`` and three ``fds.engine.<name>``
+with the span-derived engine metrics); exemplars; the local trace store without scrubbing
+(JSON on the export thread); scrubbing; OTLP protobuf export of traces and metrics to a local
+sink process; one log line per request (JSON, trace-correlated, to the log file and stdout).
+The difference between two neighbours is the price of the component.
+
 Each child builds its scope dicts itself and awaits ``app(scope, receive, send)`` in a loop on
 one event loop (no HTTP client in the measurement), warms up (W requests), then times its runs
-of N requests and prints one JSON line. The R runs of a variant are split over P passes (one
+of N requests and prints one JSON line. Time is the process's CPU time (all its threads: the
+export threads' work on the batches is part of the price) per request, which another process on
+a shared machine disturbs far less than wall-clock time. The R runs of a variant are split over P passes (one
 subprocess per variant and pass); the variant order is reversed on every other pass (ABBA) so
-drift favours no variant. The report gives the median over all runs of the mean microseconds
-per request, the cost added to ``bare``, the spans that reached the JSONL store per request
+drift favours no variant. The report gives the median over all runs of the mean CPU
+microseconds per request, the cost added to ``bare``, the spans that reached the JSONL store per request
 (below the expected count when a batch queue overflowed) and the ratio of the added costs.
 Progress goes to stderr, the table to stdout. Nothing here asserts on timings.
 """
@@ -38,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -55,8 +65,22 @@ BARE = "bare"
 OURS = "otel_setup"
 CONTRIB = "contrib_sentry_defaults"
 DISABLED = "otel_setup_disabled"
-VARIANTS = (BARE, OURS, CONTRIB, DISABLED)
+HEADLINE = (BARE, OURS, CONTRIB, DISABLED)
+# The breakdown: each step adds one component to the step before it (see ``ladder_app``).
+LADDER: dict[str, dict[str, Any]] = {
+    "fds_disabled": {"settings": {"sdk_disabled": True}},
+    "+http_metrics": {"settings": {"traces_sampler": "always_off", "exemplar_filter": "always_off"}},
+    "+server_span": {"settings": {"exemplar_filter": "always_off"}},
+    "+engine_spans": {"settings": {"exemplar_filter": "always_off"}, "engine_spans": True},
+    "+exemplars": {"engine_spans": True},
+    "+trace_store_json": {"engine_spans": True, "raw_store": True},
+    "+scrubbing": {"engine_spans": True, "store": True},
+    "+otlp_protobuf": {"engine_spans": True, "store": True, "otlp": True},
+    "+logs": {"engine_spans": True, "store": True, "otlp": True, "log": True},
+}
+VARIANTS = HEADLINE + tuple(LADDER)
 RATIO_TARGET = 0.5
+ADDED_TARGET_US = 100.0
 PRODUCT_IDS = 50
 ROUTE = "/v1/products/{product_id}"
 SENTRY_DSN = "http://key@127.0.0.1:9/1"  # closed port: sentry's transport fails in the background
@@ -134,6 +158,69 @@ def otel_setup_disabled_app(store: Path) -> Iterator[FastAPI]:
         yield app
 
 
+SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *args): pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint in a process of its own (its work is not the measured process's)."""
+    proc = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def ladder_app(store: Path, step: dict[str, Any]) -> Iterator[FastAPI]:
+    """The FDS-shaped app with the components of one ladder step."""
+    import logging
+
+    import otel_setup
+    from otel_setup.settings import TelemetrySettings
+    from otel_setup.trace_store import TraceStoreExporter
+
+    app = FastAPI()
+    engine_spans, log = step.get("engine_spans", False), logging.getLogger("bench.fds")
+
+    @app.get("/v1/fds/items/{item_id}")
+    async def item(item_id: int) -> dict[str, Any]:
+        if engine_spans:
+            with tracer.start_as_current_span("fds.aggregates"):
+                pass
+            for engine in ("rule", "ml", "cti"):
+                with tracer.start_as_current_span(f"fds.engine.{engine}", attributes={"fds.engine": engine}) as span:
+                    span.set_attribute("fds.engine.score", 12.5)
+        if step.get("log"):
+            log.info("evaluated %s", item_id, extra={"decision": "approve"})
+        return {"id": item_id, "decision": "approve"}
+
+    with ExitStack() as stack:
+        options: dict[str, Any] = {"trace_store_dir": str(store) if step.get("store") else "",
+                                   "log_format": "json" if step.get("log") else "off",
+                                   "log_dir": str(store / "logs"), **step.get("settings", {})}
+        if step.get("otlp"):
+            options["otlp_endpoint"] = stack.enter_context(otlp_sink())
+        telemetry = otel_setup.configure("fds", app=app, settings=TelemetrySettings(**options))  # type: ignore[call-arg]
+        stack.callback(telemetry.shutdown)
+        if step.get("raw_store"):
+            telemetry.add_span_exporter("trace_store", TraceStoreExporter(store, "fds", 1 << 30), scrub=False)
+        tracer = telemetry.tracer
+        yield app
+
+
 @contextmanager
 def contrib_sentry_app(store: Path) -> Iterator[FastAPI]:
     import sentry_sdk
@@ -162,15 +249,16 @@ BUILDERS: dict[str, Callable[[Path], AbstractContextManager[FastAPI]]] = {
     OURS: otel_setup_app,
     CONTRIB: contrib_sentry_app,
     DISABLED: otel_setup_disabled_app,
+    **{name: contextmanager(lambda store, step=step: ladder_app(store, step)) for name, step in LADDER.items()},
 }
 
 
 # -- the ASGI driver (child side) -------------------------------------------------------------
-def scope_templates() -> list[Scope]:
+def scope_templates(prefix: str = "/v1/products") -> list[Scope]:
     """One ``traceparent``-free GET scope per product id; copied before each call."""
     templates = []
     for product_id in range(1, PRODUCT_IDS + 1):
-        path = f"/v1/products/{product_id}"
+        path = f"{prefix}/{product_id}"
         templates.append({
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
@@ -183,9 +271,9 @@ def scope_templates() -> list[Scope]:
 class Driver:
     """Awaits the app directly; counts responses that are not 200."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, prefix: str = "/v1/products") -> None:
         self.app = app
-        self.templates = scope_templates()
+        self.templates = scope_templates(prefix)
         self.failures = 0
         self.sent = 0
 
@@ -197,18 +285,18 @@ class Driver:
             self.failures += 1
 
     async def run(self, count: int) -> float:
-        """Mean microseconds per request over ``count`` sequential requests."""
+        """Mean CPU microseconds (this process, all threads) per request over ``count`` requests."""
         templates, receive, send, app = self.templates, self.receive, self.send, self.app
-        start = time.perf_counter_ns()
+        start = time.process_time_ns()
         for i in range(self.sent, self.sent + count):
             await app(dict(templates[i % PRODUCT_IDS]), receive, send)
-        elapsed = time.perf_counter_ns() - start
+        elapsed = time.process_time_ns() - start
         self.sent += count
         return elapsed / count / 1000.0
 
 
-async def measure(app: Any, requests: int, runs: int, warmup: int) -> tuple[list[float], int]:
-    driver = Driver(app)
+async def measure(app: Any, requests: int, runs: int, warmup: int, prefix: str) -> tuple[list[float], int]:
+    driver = Driver(app, prefix)
     await driver.run(warmup)
     means = []
     for _ in range(runs):
@@ -220,7 +308,7 @@ async def measure(app: Any, requests: int, runs: int, warmup: int) -> tuple[list
 def stored_spans(store: Path) -> int:
     """Spans written to the JSONL files, to see whether the batch exporter kept up."""
     total = 0
-    for path in store.rglob("*.jsonl*"):
+    for path in store.glob("*.jsonl*"):  # not the log files of the "+logs" step (a folder below)
         with path.open("rb") as handle:
             total += sum(1 for _ in handle)
     return total
@@ -229,7 +317,8 @@ def stored_spans(store: Path) -> int:
 def run_variant(variant: str, requests: int, runs: int, warmup: int) -> int:
     with tempfile.TemporaryDirectory(prefix=f"bench-{variant}-") as tmp:
         with BUILDERS[variant](Path(tmp)) as app:
-            means, failures = asyncio.run(measure(app, requests, runs, warmup))
+            prefix = "/v1/fds/items" if variant in LADDER else "/v1/products"
+            means, failures = asyncio.run(measure(app, requests, runs, warmup, prefix))
         spans = stored_spans(Path(tmp))  # after shutdown: the batch queues are flushed
     if failures:
         print(f"{variant}: {failures} responses were not 200", file=sys.stderr)
@@ -254,7 +343,7 @@ def spawn(variant: str, runs: int, args: argparse.Namespace) -> dict[str, Any]:
            "--requests", str(args.requests), "--runs", str(runs), "--warmup", str(args.warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
                           check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{"variant"')]  # not a log line
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"variant {variant} failed with exit code {proc.returncode}")
@@ -310,8 +399,15 @@ def summarise(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace
     medians = {v: figures[v]["median_us"] for v in VARIANTS}
     added = {v: medians[v] - medians[BARE] for v in VARIANTS}
     ratio = added[OURS] / added[CONTRIB] if added[CONTRIB] > 0 else None
+    names = list(LADDER)
+    breakdown = [{"step": name, "median_us": medians[name],
+                  "component_us": medians[name] - medians[names[i - 1]] if i else medians[name] - medians[BARE]}
+                 for i, name in enumerate(names)]
     return {
         **environment_info(),
+        "breakdown": breakdown,
+        "breakdown_total_us": medians[names[-1]] - medians[names[0]],
+        "added_target_us": ADDED_TARGET_US,
         "requests_per_run": args.requests, "runs": args.runs,
         "runs_per_pass": runs_per_pass(args.runs, args.passes),
         "warmup": args.warmup,
@@ -324,12 +420,23 @@ def summarise(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace
     }
 
 
+def breakdown_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Breakdown on the FDS-shaped app: each step adds one component (CPU µs per request)")
+    for column in ("step", "µs/request", "component µs"):
+        table.add_column(column, justify="left" if column == "step" else "right", no_wrap=True)
+    for row in summary["breakdown"]:
+        table.add_row(row["step"], f"{row['median_us']:.1f}", f"{row['component_us']:+.1f}")
+    return table
+
+
 def results_table(summary: dict[str, Any]) -> Table:
-    table = Table(title="Telemetry cost per in-process ASGI request (median of run means)")
+    table = Table(title="Telemetry cost per in-process ASGI request (CPU µs, median of run means)")
     table.add_column("variant", no_wrap=True)
     for column in ("µs/request", "runs min-max", "added µs vs bare", "spans stored/req"):
         table.add_column(column, justify="right", no_wrap=True)
     for name, data in summary["variants"].items():
+        if name in LADDER:
+            continue
         spread = f"{min(data['runs_us']):.1f}-{max(data['runs_us']):.1f}"
         added = "-" if name == BARE else f"{data['added_us']:+.1f}"
         table.add_row(name, f"{data['median_us']:.1f}", spread, added,
@@ -346,6 +453,11 @@ def report(summary: dict[str, Any]) -> None:
                   f"split over passes {summary['runs_per_pass']} (one subprocess each, order "
                   f"reversed every other pass), warmup {summary['warmup']} per subprocess")
     console.print(results_table(summary), soft_wrap=False)
+    added = summary["variants"][OURS]["added_us"]
+    console.print(f"otel_setup adds {added:+.1f} µs per request (target <= {ADDED_TARGET_US:.0f})")
+    console.print(breakdown_table(summary), soft_wrap=False)
+    console.print(f"all components on the FDS-shaped app: {summary['breakdown_total_us']:+.1f} µs per request "
+                  "over otel_setup disabled")
     ratio = summary["ratio"]
     shown = "n/a (contrib+sentry added no cost)" if ratio is None else f"{ratio:.2f}"
     console.print(f"otel_setup added cost / contrib+sentry added cost = {shown} "

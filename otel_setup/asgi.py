@@ -1,8 +1,7 @@
 """FastAPI/ASGI wiring: server spans, HTTP metrics by route template, error capture, /metrics.
 
-The contrib FastAPI instrumentation makes the server span (without the per-message
-``receive``/``send`` spans, and with its own HTTP metrics off: ours replace them). Our
-middleware sits inside that span, so:
+One middleware makes the server span (``http_span``: the contrib ASGI middleware's attributes
+in their stable names, without its second routing pass and per-message wrappers) and, inside it:
 
 - HTTP metrics carry the route template (``/v1/products/{product_id}``), never the raw path;
   unmatched routes collapse to ``unmatched``, unknown methods to ``_OTHER``; exemplars point at
@@ -23,12 +22,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import sentry_sdk
-from opentelemetry.metrics import NoOpMeterProvider
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import http_span
 from .catalog import UNMATCHED_ROUTE
 from .exposition import render
 from .guard import guard, report_failure
@@ -39,6 +38,8 @@ from .metrics_server import CHALLENGE, authorized
 # semantic conventions' "_OTHER"), or each would be a new series and a new in-progress gauge.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 OTHER_METHOD = "_OTHER"
+# ``FastAPI(telemetry=...)``: FastAPI's own OpenTelemetry instrumentation off (ours is the one).
+NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def route_template(scope: Scope) -> str:
@@ -77,6 +78,7 @@ class TelemetryMiddleware:
         self.excluded = frozenset(telemetry.settings.excluded_paths)
         self.in_progress = telemetry.in_progress
         self.errors = telemetry.http_errors
+        self.tracer = telemetry.tracer if telemetry.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -98,6 +100,12 @@ class TelemetryMiddleware:
 
         in_progress = self.in_progress
         in_progress[method] = in_progress.get(method, 0) + 1
+        span = token = error = None
+        if self.tracer is not None:
+            try:
+                span, token = http_span.start(self.tracer, scope, method)
+            except Exception as exc:
+                report_failure("server-span", exc)
         try:
             with _request_scope():
                 try:
@@ -105,18 +113,25 @@ class TelemetryMiddleware:
                 except Exception as exc:
                     self._on_exception(exc)  # inside the request's Sentry scope: its breadcrumbs
                     raise
-        except Exception:
-            status, raised = 500, True
+        except Exception as exc:
+            status, raised, error = 500, True, exc
             raise
         finally:
             in_progress[method] -= 1
+            route = UNMATCHED_ROUTE
             try:  # not guard(): a generator context manager on every request costs more
-                record_http_request(method, route_template(scope), status,
-                                    time.perf_counter() - start, telemetry=self.telemetry)
+                route = route_template(scope)
+                # While the server span is still current: the exemplars point at it.
+                record_http_request(method, route, status, time.perf_counter() - start, telemetry=self.telemetry)
                 if status >= 500 and not raised:
                     self.errors.add(1, {"error_type": f"http_{status}"})
             except Exception as exc:
                 report_failure("http-metrics", exc)
+            if span is not None:
+                try:
+                    http_span.finish(span, token, method, None if route == UNMATCHED_ROUTE else route, status, error)
+                except Exception as exc:
+                    report_failure("server-span", exc)
 
     def _flush_at_shutdown(self, send: Send) -> Send:
         # uvicorn ends a SIGTERM by raising the signal again once the lifespan is over: the
@@ -176,14 +191,15 @@ def instrument(app: Any, telemetry: Any) -> None:
     if settings.metrics_path and not settings.metrics_port:  # else on its own port (metrics_server)
         app.add_route(settings.metrics_path, metrics_endpoint(telemetry), include_in_schema=False)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
-    if not telemetry.enabled:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    _without_native_telemetry(app)
 
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=NoOpMeterProvider(),
-        excluded_urls=",".join(f"{p}$" for p in settings.excluded_paths) or None,
-        exclude_spans=["receive", "send"],
-    )
+
+def _without_native_telemetry(app: Any) -> None:
+    """FastAPI >= 0.165 makes its own server span, ``http.server.*`` metrics and a span per
+    dependency, endpoint and serialization step from the global providers, which ``configure``
+    sets: each request would be traced twice and pay for both. Its public switch is
+    ``FastAPI(telemetry={"tracing": False, ...})`` at construction (the services pass it); an app
+    built without it has the same settings in the dict FastAPI reads them from."""
+    config = getattr(app, "_telemetry", None)
+    if isinstance(config, dict):
+        config.update(NATIVE_TELEMETRY_OFF)

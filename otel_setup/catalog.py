@@ -11,6 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from opentelemetry.semconv.attributes import (
+    client_attributes,
+    error_attributes,
+    http_attributes,
+    network_attributes,
+    server_attributes,
+    url_attributes,
+    user_agent_attributes,
+)
+
 
 class Kind(StrEnum):
     COUNTER = "counter"
@@ -208,3 +218,23 @@ class Attr:
 
 ENGINE_SPAN_PREFIX = "fds.engine."
 UNMATCHED_ROUTE = "unmatched"
+
+
+class HttpSpanAttr:
+    """The HTTP server span's attributes, in the stable semantic conventions' names (the
+    constants of ``opentelemetry-semantic-conventions``), as the contrib ASGI middleware sets them."""
+
+    HTTP_REQUEST_METHOD = http_attributes.HTTP_REQUEST_METHOD
+    HTTP_REQUEST_METHOD_ORIGINAL = http_attributes.HTTP_REQUEST_METHOD_ORIGINAL
+    HTTP_ROUTE = http_attributes.HTTP_ROUTE
+    HTTP_RESPONSE_STATUS_CODE = http_attributes.HTTP_RESPONSE_STATUS_CODE
+    URL_PATH = url_attributes.URL_PATH
+    URL_QUERY = url_attributes.URL_QUERY
+    URL_SCHEME = url_attributes.URL_SCHEME
+    SERVER_ADDRESS = server_attributes.SERVER_ADDRESS
+    SERVER_PORT = server_attributes.SERVER_PORT
+    CLIENT_ADDRESS = client_attributes.CLIENT_ADDRESS
+    CLIENT_PORT = client_attributes.CLIENT_PORT
+    USER_AGENT_ORIGINAL = user_agent_attributes.USER_AGENT_ORIGINAL
+    NETWORK_PROTOCOL_VERSION = network_attributes.NETWORK_PROTOCOL_VERSION
+    ERROR_TYPE = error_attributes.ERROR_TYPE

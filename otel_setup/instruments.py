@@ -42,20 +42,23 @@ class Instruments:
     def __init__(self, meter: Meter, specs: Iterable[MetricSpec]) -> None:
         self._by_name: dict[str, Any] = {}
         # In-progress gauges are plain per-label integers read at collect time: two fewer
-        # measurements on every request than an up-down counter's +1/-1.
+        # measurements on every request than an up-down counter's +1/-1. A gauge without
+        # labels counts under the key "".
         self.in_progress: dict[str, dict[str, int]] = {}
         for spec in specs:
-            if spec.kind is Kind.UPDOWN and spec.name.endswith("_http_requests_in_progress"):
+            if spec.kind is Kind.UPDOWN and spec.name.endswith("_in_progress"):
                 self._by_name[spec.name] = self._observed(meter, spec)
             else:
                 self._by_name[spec.name] = self._create(meter, spec)
 
     def _observed(self, meter: Meter, spec: MetricSpec) -> Any:
         values = self.in_progress.setdefault(spec.name, {})
-        label = spec.labels[0]
+        label = spec.labels[0] if spec.labels else None
+        if label is None:
+            values[""] = 0  # exists on /metrics before the first request, like the counters
 
         def callback(options: CallbackOptions) -> Sequence[Observation]:
-            return [Observation(count, {label: key}) for key, count in list(values.items())]
+            return [Observation(count, {label: key} if label else {}) for key, count in list(values.items())]
 
         return meter.create_observable_up_down_counter(spec.name, [callback], spec.unit, spec.description)
 

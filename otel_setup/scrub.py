@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 FILTERED = "[Filtered]"
@@ -103,7 +104,10 @@ def scrub_text(text: str) -> str:
     return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
+@lru_cache(maxsize=2048)
 def is_sensitive_key(key: str) -> bool:
+    # Remembered: attribute and field names are the same few dozen strings on every span and
+    # event, and this runs for each of them on the export thread.
     normal = _normal_key(key)
     # "password" anywhere: password_hash, hashed_password, password_confirmation...
     return (normal in _DENY_KEYS or "password" in normal
@@ -121,8 +125,22 @@ def scrub_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return scrub_mapping(value, depth + 1)
     if isinstance(value, (list, tuple)):
+        if len(value) == 2 and _sensitive_pair(value[0], value[1]):
+            return (value[0], FILTERED) if isinstance(value, tuple) else [value[0], FILTERED]
         return type(value)(scrub_value(v, depth + 1) for v in value)
     return value
+
+
+def _sensitive_pair(name: Any, value: Any) -> bool:
+    """``(b"x-password", b"...")``: a header as ASGI and HTTP servers keep them (a frame's
+    ``scope["headers"]`` in a Sentry event), raw or as the serializer's ``"b'...'"`` repr."""
+    if value in (None, "", b"", FILTERED):
+        return False
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    elif isinstance(name, str) and len(name) > 3 and name[:2] in ("b'", 'b"') and name[-1] == name[1]:
+        name = name[2:-1]
+    return isinstance(name, str) and is_sensitive_key(name)
 
 
 def scrub_mapping(data: Mapping[Any, Any], depth: int = 0) -> dict[Any, Any]:

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import NonRecordingSpan, Status
 
 from .catalog import ENGINES, Attr
-from .guard import STATS, guard
+from .guard import STATS, report_failure
 from .scrub import scrub_mapping, scrub_text
 
 
@@ -34,17 +34,22 @@ class EngineMetricsProcessor(SpanProcessor):
     def __init__(self, per_engine: dict[str, Histogram], breakdown: Histogram) -> None:
         self._per_engine = per_engine
         self._breakdown = breakdown
+        self._labels = {engine: {"engine": engine} for engine in (*ENGINES, "other")}
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes or {}
-        engine = attributes.get(Attr.FDS_ENGINE)
-        span_context = span.get_span_context()
-        if engine is None or span_context is None or span.start_time is None or span.end_time is None:
+        # Runs for every span of the process: the common case (no engine) leaves at once, and a
+        # try block replaces guard(), whose generator context manager cost more than the check.
+        attributes = span.attributes
+        engine = attributes.get(Attr.FDS_ENGINE) if attributes else None
+        if engine is None:
             return
-        with guard("engine-metrics"):
+        try:
+            span_context = span.get_span_context()
+            if span_context is None or span.start_time is None or span.end_time is None:
+                return
             engine = str(engine) if str(engine) in ENGINES else "other"
             seconds = (span.end_time - span.start_time) / 1e9
             # The exemplar must point at this span, not at whatever is current on this thread.
@@ -52,7 +57,9 @@ class EngineMetricsProcessor(SpanProcessor):
             histogram = self._per_engine.get(engine)
             if histogram is not None:
                 histogram.record(seconds, context=ctx)
-            self._breakdown.record(seconds, {"engine": engine}, context=ctx)
+            self._breakdown.record(seconds, self._labels[engine], context=ctx)
+        except Exception as exc:
+            report_failure("engine-metrics", exc)
 
     def shutdown(self) -> None:
         return None

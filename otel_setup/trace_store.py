@@ -1,5 +1,8 @@
 """The local trace store: sampled spans as JSON lines, one file per service process.
 
+Spans are encoded with orjson on the batch processor's export thread, which holds the GIL while
+it works: the standard library's encoder took about a quarter of that thread's time.
+
 It makes every exemplar on ``/metrics`` resolvable without a collector, Jaeger or Sentry:
 ``find_trace(trace_id)`` returns the spans of one trace from every service's file, and
 ``shopfds trace TRACE_ID`` prints them. Each export batch is one ``write`` on a file opened
@@ -16,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
@@ -55,9 +59,8 @@ class TraceStoreExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        payload = "".join(
-            json.dumps(span_to_record(s), default=str, separators=(",", ":")) + "\n" for s in spans
-        ).encode()
+        payload = b"".join(orjson.dumps(span_to_record(s), default=str, option=orjson.OPT_APPEND_NEWLINE)
+                           for s in spans)
         with self._lock:
             self._rotate_if_full()
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

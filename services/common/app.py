@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import otel_setup
+from otel_setup.asgi import NATIVE_TELEMETRY_OFF
 from otel_setup.settings import TelemetrySettings
 
 from .cache import Cache, make_cache
@@ -69,7 +70,8 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
             await app.state.cache.close()
             await app.state.db.dispose()
 
-    app = FastAPI(title=title, version=_version(), lifespan=lifespan)
+    # otel_setup makes the server span and HTTP metrics; FastAPI's own would duplicate them.
+    app = FastAPI(title=title, version=_version(), lifespan=lifespan, telemetry=NATIVE_TELEMETRY_OFF)  # type: ignore[arg-type]
     document_errors(app)
     app.state.settings = settings
     app.state.service = name

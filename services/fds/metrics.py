@@ -40,17 +40,18 @@ class FdsMetrics:
         self.i = instruments
         self.sla_seconds = sla_seconds
         self.latency = LatencyWindow(window)
+        self._quantiles: dict[float, float] = {}  # last values set: a gauge keeps its value
         for reason in DEGRADED_REASONS:
             instruments["fds_degraded_evaluations_total"].add(0, {"reason": reason})
 
     @contextmanager
     def in_progress(self) -> Iterator[None]:
-        gauge = self.i["fds_evaluations_in_progress"]
-        gauge.add(1)
+        counts = self.i.in_progress["fds_evaluations_in_progress"]  # read at collect time
+        counts[""] += 1
         try:
             yield
         finally:
-            gauge.add(-1)
+            counts[""] -= 1
 
     def evaluated(self, outcome: Outcome) -> bool:
         """Record one new evaluation; True when it broke the SLA."""
@@ -71,7 +72,9 @@ class FdsMetrics:
         self.latency.add(outcome.duration_s)
         summary = i["fds_evaluation_latency_summary"]
         for q, seconds in self.latency.quantiles().items():
-            summary.set(seconds, {"quantile": str(q)})
+            if self._quantiles.get(q) != seconds:  # most evaluations leave the window's quantiles as they were
+                self._quantiles[q] = seconds
+                summary.set(seconds, {"quantile": str(q)})
         violated = outcome.duration_s > self.sla_seconds
         if violated:
             i["fds_sla_violations_total"].add(1)

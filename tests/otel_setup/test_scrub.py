@@ -1,4 +1,4 @@
-from otel_setup.scrub import FILTERED, EventScrubber, luhn_ok, scrub_mapping, scrub_text
+from otel_setup.scrub import FILTERED, EventScrubber, luhn_ok, scrub_mapping, scrub_text, scrub_value
 
 CARD = "4111111111111111"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLXZhbHVl"
@@ -104,3 +104,13 @@ def test_query_texts_are_scrubbed_every_time_and_other_attributes_too() -> None:
         assert clean.attributes["db.query.text"] == (
             "SELECT * FROM orders WHERE card = '411111******1111' AND email = 'j***@example.com'")
         assert clean.attributes["enduser.id"] == f"{user}***@example.com"
+
+
+def test_header_pairs_in_frame_locals_are_scrubbed_raw_and_as_reprs() -> None:
+    # Found by tests/reliability/test_pii_everywhere.py once uvicorn served with httptools: a
+    # Sentry event's frame locals held the ASGI scope, whose headers are (name, value) pairs.
+    headers = [(b"x-password", b"Sesame open!"), (b"x-cvv", b"7391"), (b"accept", b"*/*")]
+    assert scrub_value({"scope": {"headers": headers}})["scope"]["headers"] == [
+        (b"x-password", FILTERED), (b"x-cvv", FILTERED), ("accept", "*/*")]
+    as_serialized = [["b'x-password'", "b'Sesame open!'"], ["b'accept'", "b'*/*'"]]
+    assert scrub_value(as_serialized) == [["b'x-password'", FILTERED], ["b'accept'", "b'*/*'"]]
