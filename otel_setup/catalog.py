@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from opentelemetry.semconv.attributes import (
     client_attributes,
+    db_attributes,
     error_attributes,
     http_attributes,
     network_attributes,
@@ -202,28 +203,10 @@ class Attr:
     FDS_DECISION = "fds.decision"
     FDS_DEGRADED = "fds.degraded"
     SENTRY_OP = "sentry.op"
-    # Stable HTTP and database semantic conventions (otel_setup.semconv opts the contrib
-    # instrumentations in); the collector's span metrics and `shopfds trace` read these.
-    HTTP_REQUEST_METHOD = "http.request.method"
-    HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
-    HTTP_ROUTE = "http.route"
-    URL_PATH = "url.path"
-    URL_FULL = "url.full"
-    SERVER_ADDRESS = "server.address"
-    DB_SYSTEM_NAME = "db.system.name"
-    DB_NAMESPACE = "db.namespace"
-    DB_QUERY_TEXT = "db.query.text"
-    OVERFLOW_LABEL = "otel_metric_overflow"
-
-
-ENGINE_SPAN_PREFIX = "fds.engine."
-UNMATCHED_ROUTE = "unmatched"
-
-
-class HttpSpanAttr:
-    """The HTTP server span's attributes, in the stable semantic conventions' names (the
-    constants of ``opentelemetry-semantic-conventions``), as the contrib ASGI middleware sets them."""
-
+    # Stable HTTP and database semantic conventions (the constants of
+    # ``opentelemetry-semantic-conventions``): otel_setup's server span (http_span.py) sets the
+    # HTTP ones as the contrib ASGI middleware would, otel_setup.semconv opts the contrib client,
+    # SQL and Redis instrumentations in; the collector's span metrics and `shopfds trace` read them.
     HTTP_REQUEST_METHOD = http_attributes.HTTP_REQUEST_METHOD
     HTTP_REQUEST_METHOD_ORIGINAL = http_attributes.HTTP_REQUEST_METHOD_ORIGINAL
     HTTP_ROUTE = http_attributes.HTTP_ROUTE
@@ -231,6 +214,7 @@ class HttpSpanAttr:
     URL_PATH = url_attributes.URL_PATH
     URL_QUERY = url_attributes.URL_QUERY
     URL_SCHEME = url_attributes.URL_SCHEME
+    URL_FULL = url_attributes.URL_FULL
     SERVER_ADDRESS = server_attributes.SERVER_ADDRESS
     SERVER_PORT = server_attributes.SERVER_PORT
     CLIENT_ADDRESS = client_attributes.CLIENT_ADDRESS
@@ -238,3 +222,11 @@ class HttpSpanAttr:
     USER_AGENT_ORIGINAL = user_agent_attributes.USER_AGENT_ORIGINAL
     NETWORK_PROTOCOL_VERSION = network_attributes.NETWORK_PROTOCOL_VERSION
     ERROR_TYPE = error_attributes.ERROR_TYPE
+    DB_SYSTEM_NAME = db_attributes.DB_SYSTEM_NAME
+    DB_NAMESPACE = db_attributes.DB_NAMESPACE
+    DB_QUERY_TEXT = db_attributes.DB_QUERY_TEXT
+    OVERFLOW_LABEL = "otel_metric_overflow"
+
+
+ENGINE_SPAN_PREFIX = "fds.engine."
+UNMATCHED_ROUTE = "unmatched"

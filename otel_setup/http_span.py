@@ -6,7 +6,7 @@ twice (old and stable names), wrapped ``send`` in a closure per request and reco
 HTTP metrics into a no-op meter. Our middleware already knows the route template once the app
 has routed (``scope["route"]``), so it names the span at the end (``POST /v1/fds/evaluate``, or
 the method alone for an unmatched path, as the contrib does) and sets the same attributes in
-their stable names (``HttpSpanAttr``): method (``_OTHER`` plus the original for unknown ones),
+their stable names (``catalog.Attr``): method (``_OTHER`` plus the original for unknown ones),
 ``url.path`` / ``url.query``, ``url.scheme``, ``http.route``, ``http.response.status_code``,
 ``server.address`` / ``server.port`` (from the Host header), ``client.address`` / ``client.port``,
 ``user_agent.original`` and ``network.protocol.version``.
@@ -27,7 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .catalog import HttpSpanAttr as A
+from .catalog import Attr as A
 
 Scope = MutableMapping[str, Any]
 

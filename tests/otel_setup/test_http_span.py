@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_setup.catalog import HttpSpanAttr as A
+from otel_setup.catalog import Attr as A
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
