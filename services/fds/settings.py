@@ -22,7 +22,7 @@ class Settings(ServiceSettings):
 
     # Aggregation: weighted noisy-OR of the engine scores (see aggregator.py).
     rule_weight: float = Field(1.0, gt=0, le=1)
-    ml_weight: float = Field(0.8, gt=0, le=1)
+    ml_weight: float = Field(0.6, gt=0, le=1)
     cti_weight: float = Field(1.0, gt=0, le=1)
     medium_threshold: float = Field(30.0, ge=0, le=100, description="score >= this: medium -> additional_auth")
     high_threshold: float = Field(60.0, ge=0, le=100, description="score >= this: high -> hold")

@@ -44,11 +44,11 @@ async def test_missing_field_and_bad_json_are_422(backend: Backend, tmp_path) ->
 
 async def test_reevaluation_returns_the_stored_answer_and_counts_once(backend: Backend, tmp_path) -> None:
     app = make_fds(backend, tmp_path)
-    body = txn(shipping_country="US")
+    body = txn(email="x@mailinator.com")
     async with serve(app) as client:
         first = (await client.post("/v1/fds/evaluate", json=body)).json()
         # A retry, even with other values, is the same transaction: its first answer stands.
-        again = (await client.post("/v1/fds/evaluate", json={**body, "shipping_country": "KR"})).json()
+        again = (await client.post("/v1/fds/evaluate", json={**body, "email": "kim@example.com"})).json()
         stats = (await client.get("/v1/fds/stats", headers=staff(app))).json()
     assert again == first and first["decision"] == "additional_auth"
     assert stats["evaluations"] == 1
@@ -149,7 +149,7 @@ async def test_review_queue_and_stats(backend: Backend, tmp_path) -> None:
     async with serve(app) as client:
         held = [await _evaluated(client, device_id="device-emulator-farm-02", user_id=f"u{i}") for i in range(3)]
         await _evaluated(client, user_id="u9")  # approved: not for review
-        await _evaluated(client, shipping_country="US", user_id="u8")  # additional_auth: not for review
+        await _evaluated(client, email="x@mailinator.com", user_id="u8")  # additional_auth: not for review
         queue = (await client.get("/v1/fds/reviews", headers=headers)).json()
         await client.post(f"/v1/fds/transactions/{held[0]}/feedback", json={"is_fraud": True}, headers=headers)
         after = (await client.get("/v1/fds/reviews?limit=1", headers=headers)).json()
