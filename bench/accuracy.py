@@ -43,12 +43,12 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from services.common.security import service_headers
+from services.common.settings import DEFAULT_JWT_SECRET
 from services.ml.features import CARD_WINDOW, DEVICE_WINDOW, IP_WINDOW, SMALL_AMOUNT_KRW, USER_WINDOW
 from services.ml.generator import GeneratedTxn, generate
 from services.ml.population import UNUSUAL
 from services.ml.scenarios import WEIGHTS
-from services.common.security import service_headers
-from services.common.settings import DEFAULT_JWT_SECRET
 from shopfds.procs import uvicorn_app
 
 HOLDOUT_SEED = 20_261_201

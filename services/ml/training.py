@@ -100,7 +100,8 @@ def model_card(artifact: ModelArtifact) -> str:
              f"holdout {m.get('holdout', 0):.0f} ({m.get('holdout_fraud', 0):.0f} fraudulent)",
              f"  holdout ROC AUC        {m.get('auc', 0.0):.4f}",
              f"  deployed threshold     {artifact.threshold:.4f} (best F1 on the training split)",
-             f"  precision at threshold {m.get('precision', 0.0):.4f} (TP {m.get('tp', 0):.0f}, FP {m.get('fp', 0):.0f})",
+             f"  precision at threshold {m.get('precision', 0.0):.4f} "
+             f"(TP {m.get('tp', 0):.0f}, FP {m.get('fp', 0):.0f})",
              f"  recall at threshold    {m.get('recall', 0.0):.4f}"]
     return "\n".join(lines)
 
