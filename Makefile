@@ -55,6 +55,7 @@ bench: $(STAMP) prometheus wrk
 	$(BIN)/python -m bench.checkout_saturation --json $(RESULTS)/checkout_saturation.json
 	$(BIN)/python -m bench.workers --json $(RESULTS)/workers.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
+	$(BIN)/python -m bench.accuracy --json $(RESULTS)/accuracy.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
 	$(BIN)/python -m bench.capacity $(RESULTS)
 

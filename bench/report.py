@@ -7,7 +7,8 @@ present, ``checkout_saturation.json`` (``bench.checkout_saturation``: the checko
 whose on/off ratios open the document side by side; ``telemetry_cost.json``
 (``bench.telemetry_cost``), ``services.json`` (``bench.services``),
 ``checkout.json`` and ``checkout_postgres.json`` (``bench.checkout`` on the embedded default and on
-PostgreSQL + Redis), ``workers.json`` (``bench.workers``); a missing file is reported as not run. Every figure
+PostgreSQL + Redis), ``workers.json`` (``bench.workers``), ``accuracy.json`` (``bench.accuracy``); a
+missing file is reported as not run. Every figure
 in the output comes from those files; the targets are the issue's, each marked met or not.
 """
 
@@ -27,11 +28,13 @@ from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_ce
 
 FILES = {"saturation": "saturation.json", "telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json",
-         "checkout_saturation": "checkout_saturation.json", "workers": "workers.json"}
+         "checkout_saturation": "checkout_saturation.json", "workers": "workers.json",
+         "accuracy": "accuracy.json"}
 COMMANDS = {"saturation": "python -m bench.saturation",
             "telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
             "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
-            "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers"}
+            "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers",
+            "accuracy": "python -m bench.accuracy"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -292,6 +295,38 @@ def checkout_saturation_section(saturation: dict[str, Any]) -> str:
         "Targets:\n" + "\n".join(lines)])
 
 
+def _ci(r: dict[str, Any]) -> str:
+    if r["value"] is None:
+        return "no data"
+    return f"{r['value']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] (n {r['n']})"
+
+
+def accuracy_section(acc: dict[str, Any]) -> str:
+    m, model = acc["metrics"], acc["model"]
+    views = list(m["views"])
+    rows = [(figure, *(_ci(m["views"][v][figure]) for v in views)) for figure in ("precision", "recall")]
+    rows.append(("F1", *(f"{m['views'][v]['f1']:.3f}" for v in views)))
+    rows += [(f"recall {name}", *(_ci(m["views"][v]["pattern_recall"][name]) for v in views))
+             for name in m["views"][views[0]]["pattern_recall"]]
+    confusion = [(d, c.get("fraud", 0), c.get("legit", 0)) for d, c in m["confusion"].items()]
+    legit = [(name, g["n"], _ci(g["flagged"]), _ci(g["blocked"])) for name, g in m["legit"].items()]
+    legit.append(("all unusual", m["unusual_blocked"]["n"], "", _ci(m["unusual_blocked"])))
+    verdicts = [f"- {view}: " + "; ".join(f"{check} {_met(ok)}" for check, ok in checks.items())
+                for view, checks in m["verdicts"].items()]
+    return "\n\n".join([
+        "## FDS accuracy on a held-out labeled set (through the FDS over HTTP)",
+        f"{acc['transactions']} generated transactions, seed {acc['seed']} (the deployed model v{model['version']} "
+        f"trained on seed {acc['training_seed']}: holdout AUC {model['metrics']['auc']:.4f}, precision "
+        f"{model['metrics']['precision']:.3f}, recall {model['metrics']['recall']:.3f}), {acc['seconds']:.0f} s. "
+        "Intervals are Wilson 95 %. Step-up counted as flagged is the FDS's own definition (its TP/FP "
+        "counters and precision gauge); hold/block only is the stricter view.",
+        _table(("decision", "fraud", "legitimate"), confusion),
+        _table(("figure", *views), rows),
+        _table(("legitimate", "n", "flagged (step-up counted)", "blocked"), legit),
+        "Targets:\n" + "\n".join(verdicts),
+    ])
+
+
 def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts = ["# Benchmarks", "Written by `make bench` (`python -m bench.report`) from the figures of this run; "
              "nothing here is typed by hand except the notes at the end.",
@@ -308,6 +343,8 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
         parts.append(services_section(results["services"]))
     if "workers" in results:
         parts.append(workers_section(results["workers"]))
+    if "accuracy" in results:
+        parts.append(accuracy_section(results["accuracy"]))
     if notes:
         parts.append(notes)
     return "\n\n".join(parts) + "\n"

@@ -35,7 +35,7 @@ DATASOURCE_VAR = "datasource"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VAR}}}")
 
 # Alert values (prometheus/rules/alerts.yml) that are not in otel_setup.catalog.
-PRECISION_ALERT = 0.8  # "FDS Precision Drop": fds_precision < 0.8 for 10m
+PRECISION_ALERT = 0.8  # "FDS Precision Drop": fds_precision_windowed < 0.8 for 10m
 CACHE_HIT_TARGET = 0.8  # SPEC: ecommerce_cache_hit_ratio target >= 0.8
 SLA_VIOLATIONS_ALERT = 100  # "FDS SLA Violation": increase(fds_sla_violations_total[5m]) > 100
 

@@ -49,6 +49,9 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     unit: str = ""
     buckets: tuple[float, ...] | None = None
+    # A gauge read at collect time from what the service last computed (``ObservedGauge``): a
+    # series the service clears is absent from the next scrape instead of keeping a stale value.
+    observed: bool = False
 
 
 def _c(name: str, desc: str, *labels: str) -> MetricSpec:
@@ -62,6 +65,10 @@ def _h(name: str, desc: str, *labels: str, buckets: tuple[float, ...] = LATENCY_
 
 def _g(name: str, desc: str, *labels: str) -> MetricSpec:
     return MetricSpec(name, Kind.GAUGE, desc, labels)
+
+
+def _o(name: str, desc: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, Kind.GAUGE, desc, labels, observed=True)
 
 
 def _u(name: str, desc: str, *labels: str) -> MetricSpec:
@@ -114,9 +121,17 @@ FDS = http_metrics("fds") + (
     _c("fds_false_positives_total", "Legitimate flagged as fraud"),
     _c("fds_true_negatives_total", "Legitimate correctly approved"),
     _c("fds_false_negatives_total", "Fraud approved"),
-    _g("fds_precision", "TP / (TP + FP)"),
-    _g("fds_recall", "TP / (TP + FN)"),
-    _g("fds_f1_score", "Harmonic mean of precision and recall"),
+    # Quality from the labeled evaluations in the database (one source of truth for every FDS
+    # process), absent while its denominator is zero. Lifetime, and over the labels of the last
+    # SHOPFDS_QUALITY_WINDOW_SECONDS (an hour) so that a recent drop shows and alerts.
+    _o("fds_precision", "TP / (TP + FP), every label"),
+    _o("fds_recall", "TP / (TP + FN), every label"),
+    _o("fds_f1_score", "Harmonic mean of precision and recall, every label"),
+    _o("fds_precision_windowed", "TP / (TP + FP) over the labels of the quality window"),
+    _o("fds_recall_windowed", "TP / (TP + FN) over the labels of the quality window"),
+    _o("fds_f1_score_windowed", "Harmonic mean of the windowed precision and recall"),
+    # window: lifetime | recent; outcome: tp | fp | tn | fn. The n behind the ratios (0: no data).
+    _o("fds_quality_labels", "Labeled evaluations behind the quality gauges", "window", "outcome"),
     _c("fds_decisions_total", "Decisions", "decision"),
     _c("fds_blocked_transactions_total", "Blocked transactions by reason", "reason"),
     _c("fds_additional_auth_required_total", "Transactions sent to additional authentication"),

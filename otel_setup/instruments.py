@@ -36,6 +36,23 @@ def _self_metric_callback(name: str) -> Any:
     return callback
 
 
+class ObservedGauge:
+    """A gauge whose series are read at collect time: ``set`` keeps a value per attribute set,
+    ``clear`` drops it, so a figure that stopped existing is absent rather than stale."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[tuple[str, str], ...], float] = {}
+
+    def set(self, value: float, attributes: dict[str, str] | None = None) -> None:
+        self._values[tuple(sorted((attributes or {}).items()))] = float(value)
+
+    def clear(self, attributes: dict[str, str] | None = None) -> None:
+        self._values.pop(tuple(sorted((attributes or {}).items())), None)
+
+    def callback(self, options: CallbackOptions) -> Sequence[Observation]:
+        return [Observation(value, dict(key)) for key, value in list(self._values.items())]
+
+
 class Instruments:
     """Instruments by catalog name; label-less counters start at 0 so they exist on /metrics."""
 
@@ -48,6 +65,10 @@ class Instruments:
         for spec in specs:
             if spec.kind is Kind.UPDOWN and spec.name.endswith("_in_progress"):
                 self._by_name[spec.name] = self._observed(meter, spec)
+            elif spec.observed:
+                gauge = ObservedGauge()
+                meter.create_observable_gauge(spec.name, [gauge.callback], spec.unit, spec.description)
+                self._by_name[spec.name] = gauge
             else:
                 self._by_name[spec.name] = self._create(meter, spec)
 

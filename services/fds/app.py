@@ -13,7 +13,7 @@ from otel_setup.settings import TelemetrySettings
 from services.common import http
 from services.common.app import create_service_app
 
-from . import rulebook, store
+from . import rulebook
 from .api import ROUTERS
 from .context import AGGREGATE_CALLS
 from .engines import Engine, feeds
@@ -50,15 +50,17 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         app.state.ip_reputation = reputation
         app.state.evaluator = Evaluator(settings, app.state.cache, app.state.telemetry.tracer, engines)
         app.state.fds_metrics = FdsMetrics(app.state.telemetry.instruments, settings.latency_window,
-                                           settings.sla_seconds)
+                                           settings.sla_seconds, settings.quality_window_seconds)
         app.state.writer = EvaluationWriter(app.state.db, settings.write_interval_seconds, settings.write_batch,
                                             settings.write_max_pending)
         await _restore_quality(app)
+        app.state.fds_metrics.start_quality_refresh(app.state.db.sessions, settings.quality_refresh_seconds)
         await _warm_cache(app)
         app.state.writer.start()
         try:
             yield
         finally:
+            await app.state.fds_metrics.close()
             await app.state.writer.close()  # before the database closes: the last rows go in
             await source.close()
             if reputation is not None:
@@ -89,5 +91,4 @@ async def _warm_cache(app: FastAPI) -> None:
 async def _restore_quality(app: FastAPI) -> None:
     """Precision/recall/F1 gauges from the labels already in the database."""
     async with app.state.db.sessions() as session:
-        counts = await store.confusion(session)
-    app.state.fds_metrics.set_quality(counts.tp, counts.fp, counts.tn, counts.fn)
+        await app.state.fds_metrics.refresh_quality(session)

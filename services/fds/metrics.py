@@ -1,20 +1,32 @@
 """The FDS's domain metrics (names in otel_setup/catalog.py), recorded once per evaluation.
 
 The four engine-duration histograms are not here: otel_setup derives them from the engine
-spans. Quality (TP/FP/TN/FN counters, precision/recall/F1 gauges) follows reviewer feedback;
-the gauges are recomputed from the database so that they survive restarts.
+spans. Quality follows reviewer feedback: the TP/FP/TN/FN counters count the labels this process
+received (Prometheus sums them over processes); the precision/recall/F1 gauges, lifetime and
+over the quality window, and ``fds_quality_labels`` (the n behind them) are computed from the
+labeled evaluations in the database, the one source of truth of every FDS process: each process
+re-reads them every ``quality_refresh_seconds`` and right after a label it received, so N
+workers report the same figures. A ratio whose denominator is zero is absent, never 1.0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from otel_setup.catalog import ENGINES
 
+from . import store
 from .evaluator import Outcome
 from .latency import LatencyWindow
+
+log = logging.getLogger("services.fds.metrics")
 
 _OUTCOME_COUNTERS = {"tp": "fds_true_positives_total", "fp": "fds_false_positives_total",
                      "tn": "fds_true_negatives_total", "fn": "fds_false_negatives_total"}
@@ -36,11 +48,14 @@ def quality(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, floa
 
 
 class FdsMetrics:
-    def __init__(self, instruments: Any, window: int, sla_seconds: float) -> None:
+    def __init__(self, instruments: Any, window: int, sla_seconds: float,
+                 quality_window_seconds: float = 3600.0) -> None:
         self.i = instruments
         self.sla_seconds = sla_seconds
+        self.quality_window = timedelta(seconds=quality_window_seconds)
         self.latency = LatencyWindow(window)
         self._quantiles: dict[float, float] = {}  # last values set: a gauge keeps its value
+        self._refresher: asyncio.Task[None] | None = None
         for reason in DEGRADED_REASONS:
             instruments["fds_degraded_evaluations_total"].add(0, {"reason": reason})
 
@@ -83,16 +98,40 @@ class FdsMetrics:
     def labelled(self, outcome: str) -> None:
         self.i[_OUTCOME_COUNTERS[outcome]].add(1)
 
-    def set_quality(self, tp: int, fp: int, tn: int, fn: int) -> None:
-        """Set the gauges once any label exists. A ratio without a denominator yet (no flagged
-        transaction labelled, or no fraud) reads 1.0, "no error seen", so that every gauge
-        exists for dashboards and the precision alert never fires on an empty denominator."""
-        if not tp + fp + tn + fn:
-            return
-        precision, recall, _ = quality(tp, fp, fn)
-        precision = 1.0 if precision is None else precision
-        recall = 1.0 if recall is None else recall
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        self.i["fds_precision"].set(precision)
-        self.i["fds_recall"].set(recall)
-        self.i["fds_f1_score"].set(f1)
+    async def refresh_quality(self, session: AsyncSession) -> None:
+        """Quality gauges from the labeled evaluations in the database: lifetime and recent."""
+        lifetime = await store.confusion(session)
+        recent = await store.confusion(session, since=datetime.now(UTC) - self.quality_window)
+        self.set_quality(lifetime, "")
+        self.set_quality(recent, "_windowed")
+
+    def set_quality(self, c: store.Confusion, suffix: str) -> None:
+        window = "recent" if suffix else "lifetime"
+        for outcome in ("tp", "fp", "tn", "fn"):
+            self.i["fds_quality_labels"].set(getattr(c, outcome), {"window": window, "outcome": outcome})
+        figures = dict(zip(("fds_precision", "fds_recall", "fds_f1_score"), quality(c.tp, c.fp, c.fn), strict=True))
+        for name, value in figures.items():
+            gauge = self.i[name + suffix]
+            if value is None:
+                gauge.clear()  # no denominator: no figure (absent), never a flattering 1.0
+            else:
+                gauge.set(value)
+
+    def start_quality_refresh(self, sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+                              period: float) -> None:
+        self._refresher = asyncio.create_task(self._refresh_every(sessions, period), name="fds-quality-refresh")
+
+    async def _refresh_every(self, sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+                             period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                async with sessions() as session:
+                    await self.refresh_quality(session)
+            except Exception:  # a database hiccup leaves the last figures; the next period retries
+                log.warning("quality gauges not refreshed", exc_info=True)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)

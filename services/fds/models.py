@@ -37,4 +37,4 @@ class EvaluationRow(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     is_fraud: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    labeled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    labeled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)

@@ -22,7 +22,7 @@ class Settings(ServiceSettings):
 
     # Aggregation: weighted noisy-OR of the engine scores (see aggregator.py).
     rule_weight: float = Field(1.0, gt=0, le=1)
-    ml_weight: float = Field(0.8, gt=0, le=1)
+    ml_weight: float = Field(0.6, gt=0, le=1)
     cti_weight: float = Field(1.0, gt=0, le=1)
     medium_threshold: float = Field(30.0, ge=0, le=100, description="score >= this: medium -> additional_auth")
     high_threshold: float = Field(60.0, ge=0, le=100, description="score >= this: high -> hold")
@@ -49,6 +49,10 @@ class Settings(ServiceSettings):
     cti_breaker_reset_seconds: float = Field(30.0, gt=0, description="Open circuit: seconds before a probe.")
 
     latency_window: int = Field(1000, ge=10, description="Evaluations in the latency quantile window.")
+    quality_window_seconds: float = Field(
+        3600.0, gt=0, description="Labels of this recent past make the fds_*_windowed quality gauges.")
+    quality_refresh_seconds: float = Field(
+        5.0, gt=0, description="Period at which each FDS process re-reads the quality gauges from the database.")
     write_interval_seconds: float = Field(0.05, gt=0, le=10, description="Batch write period.")
     write_batch: int = Field(500, ge=1, description="Or as soon as this many are waiting.")
     write_max_pending: int = Field(50_000, ge=1, description="Waiting rows beyond this are refused (logged, counted).")

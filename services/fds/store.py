@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import EvaluationRow, utcnow
@@ -91,10 +91,14 @@ class Confusion:
     fn: int = 0
 
 
-async def confusion(session: AsyncSession) -> Confusion:
+async def confusion(session: AsyncSession, since: datetime | None = None) -> Confusion:
+    """TP/FP/TN/FN of the labeled evaluations (labeled at or after ``since`` when given)."""
+    labeled: list[ColumnElement[bool]] = [EvaluationRow.is_fraud.is_not(None)]
+    if since is not None:
+        labeled.append(EvaluationRow.labeled_at >= since)
     result = await session.execute(
         select(EvaluationRow.decision, EvaluationRow.is_fraud, func.count())
-        .where(EvaluationRow.is_fraud.is_not(None)).group_by(EvaluationRow.decision, EvaluationRow.is_fraud))
+        .where(*labeled).group_by(EvaluationRow.decision, EvaluationRow.is_fraud))
     counts = dict.fromkeys(("tp", "fp", "tn", "fn"), 0)
     for decision, is_fraud, n in result.all():
         counts[outcome_of(decision, bool(is_fraud))] += int(n)

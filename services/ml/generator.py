@@ -8,7 +8,8 @@
 
 The same seed gives the same transactions, ids included. Normal behaviour is described in
 ``population``, the fraud patterns (``card_testing``, ``account_takeover``, ``high_value_outlier``,
-``bot_velocity``, ``stolen_card``) in ``scenarios``.
+``bot_velocity``, ``stolen_card``) in ``scenarios``; a legitimate purchase that looks unusual (big
+first purchase, big-ticket buy, new device, gift abroad, travel) carries its ``unusual`` tag.
 
 Aggregates are computed the way the FDS computes them live (``services.ml.features``), replayed
 over the simulated clock in time order: sliding windows that include the transaction itself
@@ -32,11 +33,12 @@ import numpy as np
 from services.common.money import to_krw
 
 from .features import CARD_WINDOW, DEVICE_WINDOW, FEATURES, IP_WINDOW, USER_WINDOW, Aggregates, vector
-from .population import Draft, Ids, in_currency, make_shoppers, normal_drafts
+from .population import Draft, Ids, big_first_purchases, in_currency, make_shoppers, normal_drafts
 from .scenarios import World, fraud_drafts
 
 DEFAULT_START = datetime(2026, 11, 2, tzinfo=UTC)
 PURCHASES_PER_SHOPPER = 8  # over the simulated days: a few purchases a day
+BIG_FIRST_SHARE = 0.04  # shoppers whose first purchase is a big one
 SIMULATED_DAYS = 3.0
 
 
@@ -60,6 +62,7 @@ class GeneratedTxn:
     features: tuple[float, ...]
     is_fraud: bool
     pattern: str
+    unusual: str = ""  # a legitimate purchase that looks unusual: population.UNUSUAL
 
     @property
     def amount_krw(self) -> float:
@@ -104,6 +107,7 @@ def _drafts(n: int, fraud_rate: float, seed: int) -> list[Draft]:
     world.seq = n_normal
     drafts.extend(fraud_drafts(world, n_fraud))
     drafts.sort(key=lambda d: (d.t, d.seq))
+    big_first_purchases(ids, drafts, BIG_FIRST_SHARE)
     return drafts
 
 
@@ -150,5 +154,5 @@ def _replay(drafts: list[Draft], start: datetime) -> Iterator[GeneratedTxn]:
             card_bin=d.card[0] if d.card else None, card_last4=d.card[1] if d.card else None,
             ip_address=d.ip_address, device_id=d.device_id, email=d.email, billing_country=d.billing_country,
             shipping_country=d.shipping_country, created_at=created_at, aggregates=agg,
-            features=tuple(features), is_fraud=d.is_fraud, pattern=d.pattern,
+            features=tuple(features), is_fraud=d.is_fraud, pattern=d.pattern, unusual=d.unusual,
         )

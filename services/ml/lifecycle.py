@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -28,9 +29,10 @@ from . import registry
 from .features import FEATURES
 from .model import ModelArtifact
 from .models import ModelRow
-from .training import ALGORITHM, train
+from .training import ALGORITHM, model_card, train
 
 RESULTS = ("fraud", "legit", "no_model")
+log = logging.getLogger("services.ml.training")
 
 
 class ModelService:
@@ -68,6 +70,7 @@ class ModelService:
             self._training_seconds.record(time.perf_counter() - started)
             self._trainings.add(1, {"algorithm": ALGORITHM, "result": "success"})
         row = await registry.add(session, artifact)
+        log.info("%s", model_card(registry.artifact_of(row)))
         otel_setup.add_breadcrumb("model trained", category="ml", data={"version": row.version,
                                                                         "auc": row.auc})
         if deploy:

@@ -7,8 +7,10 @@ purchases and the same ids on every run. Times are seconds from the start of the
 A normal shopper has a home country (mostly KR), 1-3 devices, 1-2 home/mobile IPs, 1-2 cards, a
 preferred payment method and a personal mean amount (log-normal across shoppers, in KRW); each
 purchase is log-normal around that mean. Shoppers buy a few times a day on a Seoul-time diurnal
-curve, sometimes twice in one session, sometimes from a new phone or as a gift shipped abroad:
-the legitimate noise a fraud model must not flag.
+curve, sometimes twice in one session, sometimes from a new phone, as a gift shipped abroad, as
+a big-ticket buy or while travelling (a foreign consumer IP, sometimes shipped to the hotel):
+the legitimate noise a fraud model must not flag. Such a purchase carries its ``unusual`` tag
+(``UNUSUAL``), so that benches can measure how often the FDS stops legitimate unusual shoppers.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ FOREIGN_COUNTRIES = ("US", "CN", "RU", "NG", "VN", "BR", "GB", "DE")
 METHODS = (("card", 0.65), ("kakao_pay", 0.15), ("naver_pay", 0.12), ("bank_transfer", 0.08))
 MAIL_DOMAINS = ("naver.com", "gmail.com", "daum.net", "kakao.com", "hanmail.net")
 DISPOSABLE_DOMAINS = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com")
+# Tags of legitimate purchases that look unusual (``Draft.unusual``); "" for an ordinary one.
+UNUSUAL = ("big_first", "big_ticket", "new_device", "gift_abroad", "travel")
 CARD_BINS = ("457973", "540926", "625904", "949013", "436420", "518831", "404825", "552576")
 
 
@@ -67,6 +71,7 @@ class Draft:
     shipping_country: str
     is_fraud: bool
     pattern: str
+    unusual: str = ""
 
 
 @dataclass(slots=True)
@@ -160,22 +165,50 @@ def normal_drafts(ids: Ids, shoppers: list[Shopper], count: int, days: float, se
 
 def _purchase(ids: Ids, s: Shopper, t: float, seq: int) -> Draft:
     r = ids.rng
+    unusual = ""
     amount = math.exp(r.gauss(math.log(s.mean_krw), 0.45))
     if r.random() < 0.015:  # an occasional legitimate big-ticket buy (a laptop, a gift)
         amount *= r.uniform(3, 8)
+        unusual = "big_ticket"
     method = s.method if r.random() < 0.8 else ids.pick(METHODS)
-    if r.random() < 0.02:  # a new phone: legitimate new devices happen
-        s.devices.append(ids.device())
     device = s.devices[0] if r.random() < 0.7 else r.choice(s.devices)
-    shipping = s.country if r.random() > 0.02 else r.choice(FOREIGN_COUNTRIES)  # a gift abroad
+    if r.random() < 0.02:  # a new phone: legitimate new devices happen
+        device = ids.device()
+        s.devices.append(device)
+        unusual = "new_device"
+    ip = r.choice(s.ips)
+    shipping = s.country
+    if r.random() < 0.02:  # a gift abroad
+        shipping = r.choice(FOREIGN_COUNTRIES)
+        unusual = "gift_abroad"
+    elif r.random() < 0.015:  # travelling: a foreign consumer IP, half the time shipped to the hotel
+        abroad = r.choice([c for c in ("US", "JP", "CN") if c != s.country])
+        ip = ids.ip(abroad)
+        shipping = abroad if r.random() < 0.5 else s.country
+        unusual = "travel"
     s.first_t = min(s.first_t, t)
     s.times.append(t)
     return Draft(
         seq=seq, t=t, transaction_id=ids.uuid(), order_id=ids.uuid(), user_id=s.user_id, email=s.email,
         amount_krw=max(1_000.0, amount), currency=CURRENCY_OF[s.country], payment_method=method,
-        card=r.choice(s.cards) if method == "card" else None, ip_address=r.choice(s.ips), device_id=device,
+        card=r.choice(s.cards) if method == "card" else None, ip_address=ip, device_id=device,
         billing_country=s.country, shipping_country=shipping, is_fraud=False, pattern="normal",
+        unusual=unusual,
     )
+
+
+def big_first_purchases(ids: Ids, drafts: list[Draft], share: float) -> None:
+    """Make the first purchase of ``share`` of the shoppers a big one (a new customer's laptop):
+    5-20x their usual amount, 300 k-1.5 M KRW. ``drafts`` must be in time order."""
+    r = ids.rng
+    seen: set[str] = set()
+    for d in drafts:
+        if d.is_fraud or d.user_id in seen:
+            continue
+        seen.add(d.user_id)
+        if r.random() < share:
+            d.amount_krw = min(1_500_000.0, max(300_000.0, d.amount_krw * r.uniform(5, 20)))
+            d.unusual = "big_first"
 
 
 def in_currency(amount_krw: float, currency: str) -> float:

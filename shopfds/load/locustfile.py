@@ -169,10 +169,13 @@ class Shopper(_Shop):
 
 
 class Fraudster(_Shop):
-    """Attacks are rarer than shopping: roughly one checkout in ten is fraudulent."""
+    """Attacks are rarer than shopping, but not so rare that a minute of demo labels too few of
+    them: about one checkout in three is fraudulent, so that the precision and recall of a default
+    ``shopfds demo`` rest on a hundred or more labels (``shopfds report`` prints their n and says
+    "too few labels" under 30)."""
 
-    weight = 1
-    wait_time = between(4 * PACE, 8 * PACE)
+    weight = 2
+    wait_time = between(3 * PACE, 6 * PACE)
 
     def on_start(self) -> None:
         # A proxy exit shared by this fraudster's attacks (IP velocity builds up, as with a bot).

@@ -61,12 +61,18 @@ def _fds(src: Source, f: Figures) -> None:
 
 
 def _quality(src: Source, f: Figures) -> None:
-    """The FDS's own gauges; from the TP/FP/FN counters when the gauges are not there."""
+    """The FDS's own gauges and the label counts behind them (from the database, the same in every
+    FDS process); from the TP/FP/FN counters when the gauges are not there."""
     f.precision, f.recall, f.f1 = (src.gauge(g) for g in ("fds_precision", "fds_recall", "fds_f1_score"))
-    if f.precision is not None or f.recall is not None:
+    labels = src.gauge_max("fds_quality_labels", "outcome", {"window": "lifetime"})
+    if labels:
+        tp, fp, fn = (labels.get(n, 0.0) for n in ("tp", "fp", "fn"))
+        f.precision_n, f.recall_n = tp + fp, tp + fn
+    if f.precision is not None or f.recall is not None or labels:
         return
     tp, fp, fn = (_one(src.increase(f"fds_{n}_total")) or 0.0
                   for n in ("true_positives", "false_positives", "false_negatives"))
+    f.precision_n, f.recall_n = tp + fp, tp + fn
     f.precision, f.recall = _share(tp, tp + fp), _share(tp, tp + fn)
     if f.precision is not None and f.recall is not None:
         total = f.precision + f.recall

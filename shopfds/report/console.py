@@ -10,7 +10,7 @@ from rich.text import Text
 from .figures import Figures
 from .tables import TableData, all_tables, header, headline
 
-_STYLES = {"PASS": "green", "FAIL": "bold red", "n/a": "dim"}
+_STYLES = {"PASS": "green", "FAIL": "bold red", "n/a": "dim", "too few labels": "yellow"}
 
 
 def rich_table(data: TableData) -> Table:

@@ -70,6 +70,8 @@ class Figures:
     precision: float | None = None
     recall: float | None = None
     f1: float | None = None
+    precision_n: float | None = None  # labels the precision rests on: TP + FP
+    recall_n: float | None = None  # TP + FN
     cache_hit_ratio: float | None = None
     degraded: float | None = None  # FDS calls without a verdict (fail policy applied)
     exemplars: list[ExemplarLink] = field(default_factory=list)

@@ -108,6 +108,10 @@ class PrometheusSource:
         values = [v for v in self.vector(f"avg({metric})").values() if not math.isnan(v)]
         return values[0] if values else None
 
+    def gauge_max(self, metric: str, by: str, where: Matchers | None = None) -> dict[str, float]:
+        return {k: v for k, v in self.vector(f"max by ({by}) ({selector(metric, where)})", by).items()
+                if not math.isnan(v)}
+
     def exemplars(self, metric: str, limit: int) -> list[RawExemplar]:
         data = self._get("/api/v1/query_exemplars", query=f"{metric}_bucket",
                          start=self.evaluated_at - self.window_seconds, end=self.evaluated_at)

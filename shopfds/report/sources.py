@@ -46,6 +46,10 @@ class Source(Protocol):
 
     def gauge(self, metric: str) -> float | None: ...
 
+    def gauge_max(self, metric: str, by: str, where: Matchers | None = None) -> dict[str, float]:
+        """The highest value of a gauge per value of label ``by`` (instances reporting one truth)."""
+        ...
+
     def exemplars(self, metric: str, limit: int) -> list[RawExemplar]: ...
 
     def latency_series(self, metric: str, qs: tuple[float, ...],
@@ -149,6 +153,14 @@ class ScrapeSource:
     def gauge(self, metric: str) -> float | None:
         values = [v for name, _, v in self.samples if name == metric and not math.isnan(v)]
         return sum(values) / len(values) if values else None
+
+    def gauge_max(self, metric: str, by: str, where: Matchers | None = None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, labels, value in self.samples:
+            if name == metric and matches(labels, where) and not math.isnan(value):
+                key = labels.get(by, "")
+                out[key] = max(out.get(key, value), value)
+        return out
 
     def exemplars(self, metric: str, limit: int) -> list[RawExemplar]:
         found = [RawExemplar(value, labels.get("trace_id", ""), labels.get("span_id", ""), _le(bound), None)

@@ -57,7 +57,8 @@ def header(f: Figures) -> list[str]:
 def checks_table(f: Figures) -> TableData:
     table = TableData("Service levels and targets", ["figure", "value", "target", "verdict"])
     for c in f.checks:
-        table.rows.append([c.name + (" (SLA)" if c.sla else ""), fmt(c.value, c.unit), _target(c), c.verdict.value])
+        value = fmt(c.value, c.unit) + (f" (n {fmt(c.n, 'n')})" if c.min_n and c.value is not None else "")
+        table.rows.append([c.name + (" (SLA)" if c.sla else ""), value, _target(c), c.verdict.value])
     return table
 
 
@@ -74,7 +75,6 @@ def traffic_table(f: Figures) -> TableData:
         ["FDS P99", fmt(f.fds_p99, "ms"), ""],
         ["SLA violations (> 100 ms)", fmt(f.sla_violations, "n"), per],
         ["degraded decisions", fmt(f.degraded, "n"), "FDS calls with no verdict (fail policy)"],
-        ["recall", fmt(f.recall, ""), ""],
         ["F1", fmt(f.f1, ""), ""],
     ]
     return table

@@ -20,6 +20,8 @@ ERROR_SHARE_TARGET = 0.001  # error rate < 0.1 %
 ERRORS_PER_S_ALERT = 10.0  # "High Error Rate": rate(ecommerce_errors_total[5m]) > 10
 CACHE_HIT_TARGET = 0.8
 PRECISION_ALERT = 0.8  # "FDS Precision Drop" fires below 0.8 (goal 0.9)
+RECALL_TARGET = 0.9  # share of the labeled fraud the FDS flags (step-up counted)
+MIN_LABELS = 30  # below this many labels a precision or recall is "too few labels", not PASS/FAIL
 TPS_CAPACITY = 1000.0  # a capacity target: shown, not checked (the load decides the TPS)
 
 
@@ -27,6 +29,7 @@ class Verdict(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     NO_DATA = "n/a"
+    TOO_FEW = "too few labels"
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,15 @@ class Check:
     unit: str  # "ms", "%", "/s" or "" (ratio): how renderers format value and target
     higher_is_better: bool = False
     sla: bool = False  # SLA checks decide the headline and the exit code
+    n: float | None = None  # the labels (or samples) the value rests on, when that matters
+    min_n: float = 0.0  # below it the value is too uncertain for a verdict
 
     @property
     def verdict(self) -> Verdict:
         if self.value is None or math.isnan(self.value):
             return Verdict.NO_DATA
+        if self.min_n and (self.n is None or self.n < self.min_n):
+            return Verdict.TOO_FEW
         ok = self.value >= self.target if self.higher_is_better else self.value <= self.target
         return Verdict.PASS if ok else Verdict.FAIL
 
@@ -58,5 +65,7 @@ def checks(f: Figures) -> list[Check]:
     for engine, budget in ENGINE_BUDGETS.items():
         out.append(Check(f"{engine} engine P95", f.engine_p95.get(engine), budget, "ms"))
     out.append(Check("cache hit ratio", f.cache_hit_ratio, CACHE_HIT_TARGET, "", higher_is_better=True))
-    out.append(Check("precision", f.precision, PRECISION_ALERT, "", higher_is_better=True))
+    out.append(Check("precision", f.precision, PRECISION_ALERT, "", higher_is_better=True, n=f.precision_n,
+                     min_n=MIN_LABELS))
+    out.append(Check("recall", f.recall, RECALL_TARGET, "", higher_is_better=True, n=f.recall_n, min_n=MIN_LABELS))
     return out

@@ -161,6 +161,7 @@ def test_latency_panels_show_exemplars_and_the_alert_line() -> None:
     ("fds_evaluation_duration_seconds_bucket", catalog.FDS_SLA_SECONDS),
     ("ecommerce_http_request_duration_seconds_bucket", catalog.API_P95_TARGET_SECONDS),
     ("fds_precision", PRECISION_ALERT),
+    ("fds_precision_windowed", PRECISION_ALERT),
     ("ecommerce_cache_operations_total", CACHE_HIT_TARGET),  # the hit ratio, from the counters
     ("fds_sla_violations_total", SLA_VIOLATIONS_ALERT),
 ])
@@ -183,7 +184,7 @@ def _alert_exprs() -> list[str]:
 
 
 @pytest.mark.parametrize(("metric", "op", "value"), [
-    ("fds_precision", "<", PRECISION_ALERT),
+    ("fds_precision_windowed", "<", PRECISION_ALERT),
     ("fds_sla_violations_total", ">", SLA_VIOLATIONS_ALERT),
 ])
 def test_dashboard_thresholds_equal_the_alert_rules(metric: str, op: str, value: float) -> None:

@@ -222,10 +222,10 @@ async def test_ml_service_down_or_without_a_model_gives_rules_only_decisions_the
     threshold = float(rule["expr"].rsplit(">", 1)[1])
     async with serve(app) as client:
         before = await _scrape(client)
-        down = await _evaluate(client, shipping_country="JP")
+        down = await _evaluate(client, email="x@mailinator.com")
         async with served(_counting(ml_app, polls), port) as ml_url:
             await _until(lambda: _polled(polls))  # the FDS asked and was told: nothing deployed (404)
-            no_model = await _evaluate(client, shipping_country="JP")
+            no_model = await _evaluate(client, email="x@mailinator.com")
             during = await _scrape(client)
             trained = await _train(ml_url, ml_app)
             waiting: list[dict[str, Any]] = []
@@ -245,7 +245,7 @@ async def test_ml_service_down_or_without_a_model_gives_rules_only_decisions_the
     for ev in (down, no_model):
         assert ev["engines"]["ml"]["status"] == "unavailable" and ev["model_version"] is None
         assert ev["degraded"] is True and _reasons(ev) == ["ml_unavailable"]
-        assert (ev["risk_factors"], ev["decision"]) == (["country_mismatch"], "additional_auth")
+        assert (ev["risk_factors"], ev["decision"]) == (["cti_disposable_email"], "additional_auth")
     # Deployed: picked up by the poll; nothing degraded. Stopped: the loaded model is kept.
     assert healthy["model_version"] == trained and not healthy["degraded"]
     assert (kept["engines"]["ml"]["status"], kept["model_version"], kept["degraded"]) == ("ok", trained, False)

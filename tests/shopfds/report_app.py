@@ -51,6 +51,16 @@ async def outcomes(tp: int, fp: int, fn: int) -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.post("/quality")
+async def quality(tp: int, fp: int, fn: int) -> dict[str, str]:
+    """What the FDS's gauges say after these labels in its database (lifetime window)."""
+    for outcome, count in (("tp", tp), ("fp", fp), ("tn", 0), ("fn", fn)):
+        inst["fds_quality_labels"].set(count, {"window": "lifetime", "outcome": outcome})
+    inst["fds_precision"].set(tp / (tp + fp))
+    inst["fds_recall"].set(tp / (tp + fn))
+    return {"status": "ok"}
+
+
 @app.get("/v1/products")
 async def products() -> dict[str, list[str]]:
     return {"items": []}

@@ -142,11 +142,13 @@ def test_scraped_figures_match_histogram_math(apps: Apps) -> None:
     assert f.fds_evaluations == 20 and f.sla_violations == 2
     assert f.decisions == {"approve": 18, "hold": 2} and f.risk_levels == {"low": 18, "high": 2}
     assert f.precision == pytest.approx(0.8) and f.recall == pytest.approx(0.8) and f.f1 == pytest.approx(0.8)
+    assert (f.precision_n, f.recall_n) == (10, 10)  # 8 TP + 2 FP, 8 TP + 2 FN: too few for a verdict
     assert f.requests == 12 and f.error_share == pytest.approx(1 / 12) and f.cache_hit_ratio == 0.75
     assert f.tps is None  # no probe: no time base for rates
     verdicts = {c.name: c.verdict for c in f.checks}
     assert verdicts["FDS P95"] is Verdict.FAIL and verdicts["rule engine P95"] is Verdict.PASS
     assert verdicts["cti engine P95"] is Verdict.FAIL and verdicts["cache hit ratio"] is Verdict.FAIL
+    assert verdicts["precision"] is Verdict.TOO_FEW and verdicts["recall"] is Verdict.TOO_FEW
     assert not f.sla_ok
     top = f.exemplars[0]
     assert top.seconds == pytest.approx(0.15) and top.trace_id in apps.slow_traces
@@ -160,10 +162,27 @@ def test_console_report_and_exit_code(apps: Apps, tmp_path: Path) -> None:
     code = run_report(apps.urls, None, "5m", tmp_path / "r.html", Console(file=out, width=200))
     text = out.getvalue()
     assert code == 1 and "SLAs broken: FDS P95" in text and "cumulative since" in text
+    precision = next(line for line in text.splitlines() if "│ precision" in line)
+    assert "0.800 (n 10)" in precision and "too few labels" in precision
     assert "shopfds trace " in text and "FAIL" in text and "150.0 ms" in text
     assert (tmp_path / "r.html").is_file()
     down = run_report({"fds": "http://127.0.0.1:9"}, None, "5m", None, Console(file=io.StringIO()))
     assert down == 2
+
+
+def test_quality_verdicts_need_enough_labels(apps: Apps) -> None:
+    # From the counters: 40 TP, 12 FP, 3 FN -> precision 0.769 on 52 labels (FAIL), recall 0.930 on 43.
+    httpx.post(f"{apps.urls['fds']}/outcomes", params={"tp": 40, "fp": 12, "fn": 3}).raise_for_status()
+    counted = {c.name: c for c in collect(apps.urls, None, "5m", probe_seconds=0).checks}
+    # The FDS's gauges and their label counts (from its database) take precedence over counters.
+    httpx.post(f"{apps.urls['fds']}/quality", params={"tp": 20, "fp": 2, "fn": 1}).raise_for_status()
+    gauged = {c.name: c for c in collect(apps.urls, None, "5m", probe_seconds=0).checks}
+    assert (counted["precision"].value, counted["precision"].n) == (pytest.approx(40 / 52), 52)
+    assert counted["precision"].verdict is Verdict.FAIL
+    assert (counted["recall"].value, counted["recall"].n, counted["recall"].verdict) == (
+        pytest.approx(40 / 43), 43, Verdict.PASS)
+    assert (gauged["precision"].value, gauged["precision"].n) == (pytest.approx(20 / 22), 22)
+    assert gauged["precision"].verdict is gauged["recall"].verdict is Verdict.TOO_FEW
 
 
 def test_sentry_dsn_gives_sentry_trace_links(apps: Apps) -> None:

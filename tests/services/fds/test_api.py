@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -44,11 +45,11 @@ async def test_missing_field_and_bad_json_are_422(backend: Backend, tmp_path) ->
 
 async def test_reevaluation_returns_the_stored_answer_and_counts_once(backend: Backend, tmp_path) -> None:
     app = make_fds(backend, tmp_path)
-    body = txn(shipping_country="US")
+    body = txn(email="x@mailinator.com")
     async with serve(app) as client:
         first = (await client.post("/v1/fds/evaluate", json=body)).json()
         # A retry, even with other values, is the same transaction: its first answer stands.
-        again = (await client.post("/v1/fds/evaluate", json={**body, "shipping_country": "KR"})).json()
+        again = (await client.post("/v1/fds/evaluate", json={**body, "email": "kim@example.com"})).json()
         stats = (await client.get("/v1/fds/stats", headers=staff(app))).json()
     assert again == first and first["decision"] == "additional_auth"
     assert stats["evaluations"] == 1
@@ -149,7 +150,7 @@ async def test_review_queue_and_stats(backend: Backend, tmp_path) -> None:
     async with serve(app) as client:
         held = [await _evaluated(client, device_id="device-emulator-farm-02", user_id=f"u{i}") for i in range(3)]
         await _evaluated(client, user_id="u9")  # approved: not for review
-        await _evaluated(client, shipping_country="US", user_id="u8")  # additional_auth: not for review
+        await _evaluated(client, email="x@mailinator.com", user_id="u8")  # additional_auth: not for review
         queue = (await client.get("/v1/fds/reviews", headers=headers)).json()
         await client.post(f"/v1/fds/transactions/{held[0]}/feedback", json={"is_fraud": True}, headers=headers)
         after = (await client.get("/v1/fds/reviews?limit=1", headers=headers)).json()
@@ -175,6 +176,57 @@ async def test_quality_gauges_with_an_empty_denominator(backend: Backend, tmp_pa
     gauges = {name: [s.value for s in samples(app.state.telemetry, name)]
               for name in ("fds_precision", "fds_recall", "fds_f1_score")}
     assert before == []  # no label yet: no quality figure at all
-    # One false positive: precision 0; no fraud labelled yet, so none missed: recall reads 1.
-    assert gauges == {"fds_precision": [0.0], "fds_recall": [1.0], "fds_f1_score": [0.0]}
+    # One false positive: precision 0; no fraud labelled yet, so recall has no denominator: absent,
+    # not a flattering 1.0, and so is F1. The label counts say why.
+    assert gauges == {"fds_precision": [0.0], "fds_recall": [], "fds_f1_score": []}
+    assert labels(app, "lifetime") == labels(app, "recent") == {"tp": 0, "fp": 1, "tn": 0, "fn": 0}
     assert (stats["precision"], stats["recall"], stats["f1"]) == (0.0, None, None)  # the API can say "unknown"
+
+
+def labels(app: Any, window: str) -> dict[str, float]:
+    return {s.labels["outcome"]: s.value for s in samples(app.state.telemetry, "fds_quality_labels")
+            if s.labels["window"] == window}
+
+
+def gauge(app: Any, name: str) -> list[float]:
+    return [s.value for s in samples(app.state.telemetry, name)]
+
+
+async def _until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_quality_gauges_agree_across_processes_sharing_the_database(backend: Backend, tmp_path) -> None:
+    # Two FDS instances on one database stand for two workers: the one that did not get the
+    # feedback reports the same figures within its refresh period.
+    first = make_fds(backend, tmp_path, quality_refresh_seconds=0.1)
+    second = make_fds(backend, tmp_path, quality_refresh_seconds=0.1)
+    async with serve(first) as client, serve(second):
+        for user, is_fraud in (("user-blocked-demo", True), ("u1", True), ("u2", False)):
+            tid = await _evaluated(client, user_id=user)
+            await client.post(f"/v1/fds/transactions/{tid}/feedback", json={"is_fraud": is_fraud},
+                              headers=staff(first))
+        await _until(lambda: gauge(second, "fds_recall") == [0.5])
+        figures = {app: {name: gauge(app, name) for name in ("fds_precision", "fds_recall", "fds_f1_score",
+                                                             "fds_precision_windowed", "fds_recall_windowed")}
+                   for app in (first, second)}
+    assert figures[first] == figures[second]
+    assert figures[second]["fds_precision"] == [1.0] and figures[second]["fds_recall_windowed"] == [0.5]
+    assert labels(second, "lifetime") == labels(first, "lifetime") == {"tp": 1, "fp": 0, "tn": 1, "fn": 1}
+
+
+async def test_windowed_quality_forgets_old_labels_and_goes_absent(backend: Backend, tmp_path) -> None:
+    app = make_fds(backend, tmp_path, quality_window_seconds=1.0, quality_refresh_seconds=0.1)
+    async with serve(app) as client:
+        tid = await _evaluated(client, user_id="user-blocked-demo")
+        await client.post(f"/v1/fds/transactions/{tid}/feedback", json={"is_fraud": False}, headers=staff(app))
+        fresh = gauge(app, "fds_precision_windowed")
+        await _until(lambda: gauge(app, "fds_precision_windowed") == [])
+        recent, lifetime = labels(app, "recent"), gauge(app, "fds_precision")
+    assert fresh == [0.0]  # the false positive, inside the window
+    # An hour later (here a second) the window holds no label: no windowed figure, n = 0; the
+    # lifetime figure stays.
+    assert recent == {"tp": 0, "fp": 0, "tn": 0, "fn": 0} and lifetime == [0.0]

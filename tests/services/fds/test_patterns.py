@@ -41,11 +41,11 @@ async def test_ordinary_payment_is_approved(backend: Backend, tmp_path) -> None:
 
 async def test_user_velocity(backend: Backend, tmp_path) -> None:
     async with serve(make_fds(backend, tmp_path)) as client:
-        first = [await _evaluate(client, card_last4=f"{i:04d}") for i in range(5)]
-        sixth = await _evaluate(client, card_last4="0006")
+        first = [await _evaluate(client, card_last4=f"{i:04d}") for i in range(7)]
+        eighth = await _evaluate(client, card_last4="0008")
     _approved(first)
-    assert "velocity_user" in sixth["risk_factors"]
-    assert sixth["decision"] == "additional_auth"
+    assert "velocity_user" in eighth["risk_factors"]
+    assert eighth["decision"] == "additional_auth"
 
 
 async def test_card_velocity(backend: Backend, tmp_path) -> None:
@@ -119,8 +119,9 @@ async def test_country_mismatch(backend: Backend, tmp_path) -> None:
         same = await _evaluate(client, billing_country="kr", shipping_country="KR")
         other = await _evaluate(client, billing_country="KR", shipping_country="NG")
     _approved([same])
+    # A weak signal alone (gifts abroad, travellers): reported, approved; it compounds with others.
     assert other["risk_factors"] == ["country_mismatch"]
-    assert other["decision"] == "additional_auth"
+    assert (other["decision"], other["risk_level"]) == ("approve", "low")
 
 
 async def test_new_device_with_high_amount(backend: Backend, tmp_path) -> None:

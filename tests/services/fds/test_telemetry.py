@@ -15,7 +15,7 @@ async def test_engine_spans_are_children_of_the_request(backend: Backend, tmp_pa
     memory = InMemorySpanExporter()
     app.state.telemetry.add_span_exporter("memory", memory)
     async with serve(app) as client:
-        ev = (await client.post("/v1/fds/evaluate", json=txn(shipping_country="US"))).json()
+        ev = (await client.post("/v1/fds/evaluate", json=txn(email="x@mailinator.com"))).json()
     app.state.telemetry.force_flush()
     spans = memory.get_finished_spans()
     server = next(s for s in spans if s.name == "POST /v1/fds/evaluate")
@@ -43,7 +43,7 @@ async def test_evaluation_metrics(backend: Backend, tmp_path) -> None:
     app = make_fds(backend, tmp_path)
     async with serve(app) as client:
         durations = []  # ms, as the FDS measured them: SLA violations and quantiles must agree
-        for changes in ({}, {"user_id": "u2"}, {"shipping_country": "US", "user_id": "u3"},
+        for changes in ({}, {"user_id": "u2"}, {"email": "x@mailinator.com", "user_id": "u3"},
                         {"user_id": "user-blocked-demo"}):
             response = await client.post("/v1/fds/evaluate", json=txn(**changes))
             assert response.status_code == 200
@@ -63,7 +63,7 @@ async def test_evaluation_metrics(backend: Backend, tmp_path) -> None:
     assert values("fds_risk_level_distribution", "fds_risk_level_distribution_total")[
         (("risk_level", "blocked"),)] == 1.0
     assert values("fds_risk_factors_triggered", "fds_risk_factors_triggered_total") == {
-        (("factor", "country_mismatch"),): 1.0, (("factor", "blocklist_user"),): 1.0}
+        (("factor", "cti_disposable_email"),): 1.0, (("factor", "blocklist_user"),): 1.0}
     assert values("fds_additional_auth_required", "fds_additional_auth_required_total") == {(): 1.0}
     assert values("fds_blocked_transactions", "fds_blocked_transactions_total") == {(("reason", "blocklist"),): 1.0}
     assert values("fds_evaluation_duration_seconds", "fds_evaluation_duration_seconds_count") == {(): 4.0}

@@ -43,6 +43,5 @@ async def feedback(transaction_id: TransactionId, body: Feedback, request: Reque
     if changed:
         metrics = request.app.state.fds_metrics
         metrics.labelled(outcome)
-        counts = await store.confusion(session)
-        metrics.set_quality(counts.tp, counts.fp, counts.tn, counts.fn)
+        await metrics.refresh_quality(session)  # the other processes follow within quality_refresh_seconds
     return FeedbackResult(transaction_id=transaction_id, is_fraud=body.is_fraud, outcome=outcome)  # type: ignore[arg-type]
