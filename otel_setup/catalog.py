@@ -92,6 +92,8 @@ FDS = http_metrics("fds") + (
     _c("fds_sla_violations_total", "Evaluations slower than 100 ms"),
     # reason: the bounded degraded_reason parts (ml_unavailable, cti_provider_open, aggregates_fallback, ...).
     _c("fds_degraded_evaluations_total", "Evaluations decided without an engine or its data, by reason", "reason"),
+    # reason: queue_full (SHOPFDS_WRITE_MAX_PENDING rows already waiting), shutdown (still waiting at exit).
+    _c("fds_evaluation_writes_dropped_total", "Evaluations answered whose row was never written", "reason"),
     _h("fds_risk_score_distribution", "Risk score 0-100", buckets=RISK_SCORE_BUCKETS),
     _c("fds_risk_factors_triggered_total", "Risk factors triggered", "factor"),
     _c("fds_risk_level_distribution_total", "Evaluations by risk level", "risk_level"),
