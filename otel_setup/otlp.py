@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, UpDownCounter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -68,6 +71,31 @@ class CountingMetricExporter(MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class CountingLogExporter(LogRecordExporter):
+    """Counts failed log exports (``otel_setup_export_failures_total{exporter="otlp-logs"}``), as
+    spans (``otlp``) and metrics (``otlp-metrics``) are: a collector refusing logs shows on ``/metrics``
+    (the Telemetry Pipeline Loss alert), not only in the exporter's log line, which is never exported."""
+
+    def __init__(self, inner: LogRecordExporter, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        try:
+            result = self.inner.export(batch)
+        except Exception:
+            result = LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+        return result
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
@@ -150,9 +178,9 @@ def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -
                             compression=Compression.Gzip)
 
 
-def log_exporter(s: TelemetrySettings) -> Any:
-    """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC)."""
-    return _exporter(s, "logs")
+def log_exporter(s: TelemetrySettings) -> LogRecordExporter:
+    """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC); failures counted."""
+    return CountingLogExporter(_exporter(s, "logs"), "otlp-logs")
 
 
 def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:

@@ -92,3 +92,23 @@ def test_log_format_off_installs_nothing(make_telemetry, tmp_path) -> None:
     log.warning("nothing")
     assert logging.getLogger().handlers == before
     assert not (tmp_path / "logs").exists()
+
+
+async def test_failed_log_exports_are_counted_like_spans_and_metrics(make_telemetry) -> None:
+    from shopfds.procs import free_port
+    from tests.conftest import samples
+
+    def failures(telemetry: Any) -> float:
+        return sum(s.value for s in samples(telemetry, "otel_setup_export_failures")
+                   if s.name.endswith("_total") and s.labels.get("exporter") == "otlp-logs")
+
+    app = _app()
+    refused = f"http://127.0.0.1:{free_port()}"  # nothing listens: every export is refused
+    telemetry, _ = make_telemetry("ecommerce", app=app, otlp_endpoint=refused, otlp_timeout_s=0.5)
+    before = failures(telemetry)
+    await _call(app)
+    deadline = time.monotonic() + 10
+    while failures(telemetry) == before:
+        assert time.monotonic() < deadline, "a refused log export was not counted"
+        telemetry.force_flush(1000)
+    assert failures(telemetry) > before
