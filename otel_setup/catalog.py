@@ -81,6 +81,9 @@ ECOMMERCE = http_metrics("ecommerce") + (
     _c("ecommerce_cache_operations_total", "Cache operations", "operation", "result"),
     _g("ecommerce_cache_hit_ratio", "Cache hit ratio 0.0-1.0 (target >= 0.8)"),
     _c("ecommerce_fds_evaluations_total", "FDS evaluations requested by ecommerce", "result"),
+    # step: verdict, payment_row, payment_result, verify; outcome: processing, cancelled, review.
+    _c("ecommerce_orders_reconciled_total", "Orders left pending by a failure that the reconciler settled",
+       "step", "outcome"),
     _h("ecommerce_fds_evaluation_duration_seconds", "FDS evaluation time seen by ecommerce"),
 )
 

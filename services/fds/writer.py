@@ -53,6 +53,9 @@ class EvaluationWriter:
         self.max_pending = max_pending
         self.retry_max = max(retry_max, interval)
         self.dropped = dropped
+        for reason in ("queue_full", "shutdown"):  # at 0 from the start, for the alert's increase()
+            if dropped is not None:
+                dropped.add(0, {"reason": reason})
         self.failures = 0  # consecutive failed batches: the backoff's exponent
         self._random = random.Random()
         self.pending: dict[str, dict[str, Any]] = {}

@@ -52,7 +52,7 @@ async def _until(check: Any, timeout: float = 15.0) -> None:
 
 def _dropped(app: Any) -> dict[str, float]:
     return {s.labels["reason"]: s.value for s in samples(app.state.telemetry, "fds_evaluation_writes_dropped")
-            if s.name.endswith("_total")}
+            if s.name.endswith("_total") and s.value}
 
 
 @POSTGRES_ONLY
