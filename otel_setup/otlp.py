@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from .backoff import DownGate
 from .guard import STATS, warn_once
 from .settings import TelemetrySettings, valid_url
 
@@ -56,14 +57,17 @@ class CountingMetricExporter(MetricExporter):
                          preferred_aggregation=inner._preferred_aggregation)
         self.inner = inner
         self.name = name
+        self.gate = DownGate()
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        if not self.gate.open():  # known down: not encoded, not sent, still a failed export
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            return MetricExportResult.FAILURE
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception:
             result = MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
-            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+        _settle(self.gate, result is MetricExportResult.SUCCESS, self.name)
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -81,14 +85,17 @@ class CountingLogExporter(LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, name: str) -> None:
         self.inner = inner
         self.name = name
+        self.gate = DownGate()
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if not self.gate.open():  # known down: not encoded, not sent, still a failed export
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            return LogRecordExportResult.FAILURE
         try:
             result = self.inner.export(batch)
         except Exception:
             result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
-            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+        _settle(self.gate, result is LogRecordExportResult.SUCCESS, self.name)
         return result
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -96,6 +103,14 @@ class CountingLogExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         self.inner.shutdown()
+
+
+def _settle(gate: DownGate, ok: bool, name: str) -> None:
+    if ok:
+        gate.succeeded()
+    else:
+        gate.failed()
+        STATS.add("otel_setup_export_failures_total", exporter=name)
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
