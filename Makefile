@@ -39,6 +39,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/python -m bench.checkout --json $(RESULTS)/checkout.json
 	$(BIN)/python -m bench.checkout --backend postgres --json $(RESULTS)/checkout_postgres.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
+	command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null; $(BIN)/python -m bench.backends_down --json $(RESULTS)/backends_down.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
 
 clean:
