@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus clean
+.PHONY: demo test lint bench soak prometheus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 # Each bench prints its tables and leaves its figures in $(RESULTS); BENCHMARKS.md is written from them.
 RESULTS ?= bench/results
+# The shop under load on PostgreSQL + Redis with faults cycling, 20 minutes (not in CI): bench/soak.py.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --json $(RESULTS)/soak.json
+
 bench: $(STAMP) prometheus
 	mkdir -p $(RESULTS)
 	$(BIN)/python -m bench.telemetry_cost --json $(RESULTS)/telemetry_cost.json
