@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -48,8 +49,8 @@ from rich.table import Table
 from bench.checkout import rss_mb
 from services.common.security import issue_token
 from services.common.settings import DEFAULT_JWT_SECRET
-from shopfds.procs import free_port
-from shopfds.stack import run_stack
+from shopfds.procs import ROOT, free_port, stop, wait_http
+from shopfds.stack import SERVICES, service_env
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 FAULTS = ("cti-slow", "ml-down", "db-slow", "payment-errors", "pg-terminate", "redis-restart")
@@ -107,6 +108,27 @@ def own_database() -> Iterator[str]:
         yield name
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def services(workdir: Path, env: dict[str, str]) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
+    """The four services as uvicorn processes; a start may take a minute on a busy machine."""
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **service_env(workdir, urls, env)}
+    (workdir / "out").mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in SERVICES:
+            with (workdir / "out" / f"{name}.log").open("wb") as out:
+                procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "uvicorn", f"services.{name}.main:app", "--host", "127.0.0.1",
+                     "--port", urls[name].rsplit(":", 1)[1], "--log-level", "warning"],
+                    cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+            wait_http(f"{urls[name]}/health", timeout=120, proc=procs[name])
+        yield urls, {name: proc.pid for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            stop(proc)
 
 
 class Load:
@@ -320,8 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                "SHOPFDS_ML_REFRESH_SECONDS": "5",
                "SHOPFDS_LOG_FORMAT": "json"}
         try:
-            with run_stack(Path(tmp), env=env) as stack:
-                result = asyncio.run(soak(args, stack.urls, stack.pids, database, restart))
+            with services(Path(tmp), env) as (urls, pids):
+                result = asyncio.run(soak(args, urls, pids, database, restart))
         except (TimeoutError, RuntimeError):
             for log in sorted((Path(tmp) / "out").glob("*.log")):
                 err.print(f"--- {log.name}\n{log.read_text()[-1500:]}")
