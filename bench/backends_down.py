@@ -95,8 +95,10 @@ def sink() -> Iterator[str]:
         server.server_close()
 
 
-def fds_env(backend: str, workdir: Path) -> dict[str, str]:
+def fds_env(backend: str, workdir: Path, event_per_request: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SENTRY_", "SHOPFDS_"))}
+    if event_per_request:  # every evaluation breaks the SLA: one Sentry warning event per request
+        env["SHOPFDS_SLA_SECONDS"] = "0.000001"
     return {**env, "PYTHONPATH": str(ROOT), "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{backend}",
             "SENTRY_DSN": f"http://public@{backend}/1", "SHOPFDS_LOG_FORMAT": "json",
             "SHOPFDS_DATA_DIR": str(workdir / "data"), "SHOPFDS_TRACE_STORE_DIR": str(workdir / "traces"),
@@ -170,7 +172,7 @@ def profile(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes] |
 def one_run(mode: str, backend: str, args: argparse.Namespace, workdir: Path, spy: bool) -> dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=workdir))
     script = workdir / "evaluate.lua"
-    with fds(fds_env(backend, run_dir), run_dir / "fds.log") as (url, proc):
+    with fds(fds_env(backend, run_dir, args.event_per_request), run_dir / "fds.log") as (url, proc):
         wrk(url, script, args.warmup, args.connections, args.threads)
         recorder = profile(proc.pid, args.duration, run_dir / "profile.txt") if spy else None
         cpu = cpu_seconds(proc.pid)
@@ -234,6 +236,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--event-per-request", action="store_true",
+                        help="SLA so low that every evaluation sends a Sentry event (the worst case)")
     parser.add_argument("--profile", action="store_true", help="py-spy the first run of each mode")
     parser.add_argument("--json", type=Path, help="write the figures here")
     return parser.parse_args(argv)
