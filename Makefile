@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus wrk clean
+.PHONY: demo test lint bench soak prometheus wrk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(STAMP)
 
 # Each bench prints its tables and leaves its figures in $(RESULTS); BENCHMARKS.md is written from them.
 RESULTS ?= bench/results
+# The shop under load on PostgreSQL + Redis with faults cycling, 20 minutes (not in CI): bench/soak.py.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --json $(RESULTS)/soak.json
+
 bench: $(STAMP) prometheus wrk
 	mkdir -p $(RESULTS)
 	$(BIN)/python -m bench.saturation --json $(RESULTS)/saturation.json
@@ -56,6 +60,7 @@ bench: $(STAMP) prometheus wrk
 	$(BIN)/python -m bench.workers --json $(RESULTS)/workers.json
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
 	$(BIN)/python -m bench.accuracy --json $(RESULTS)/accuracy.json
+	$(BIN)/python -m bench.backends_down --json $(RESULTS)/backends_down.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
 	$(BIN)/python -m bench.capacity $(RESULTS)
 

@@ -29,12 +29,12 @@ from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_ce
 FILES = {"saturation": "saturation.json", "telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json",
          "checkout_saturation": "checkout_saturation.json", "workers": "workers.json",
-         "accuracy": "accuracy.json"}
+         "accuracy": "accuracy.json", "backends_down": "backends_down.json"}
 COMMANDS = {"saturation": "python -m bench.saturation",
             "telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
             "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
             "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers",
-            "accuracy": "python -m bench.accuracy"}
+            "accuracy": "python -m bench.accuracy", "backends_down": "python -m bench.backends_down"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -327,6 +327,26 @@ def accuracy_section(acc: dict[str, Any]) -> str:
     ])
 
 
+def backends_down_section(down: dict[str, Any]) -> str:
+    """FDS saturated with telemetry backends healthy vs down (``bench.backends_down``)."""
+    rows = []
+    for mode in ("healthy", "down"):
+        runs = [r for r in down["runs"] if r["mode"] == mode]
+        rows.append((mode, f"{down['median_rps'][mode]:.0f}", " ".join(f"{r['rps']:.0f}" for r in runs),
+                     f"{down.get('median_cpu_ms_per_request', {}).get(mode, 0.0):.2f}",
+                     sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+                     max(r["shutdown_s"] for r in runs)))
+    losses = next((r["losses"] for r in down["runs"] if r["mode"] == "down"), {})
+    return "\n\n".join([
+        "## Telemetry backends down at saturation",
+        f"FDS saturated by `wrk -c{down['connections']}`, {down['rounds']} ABBA rounds of {down['duration_s']:.0f} s "
+        f"runs; down = refused OTLP endpoint and Sentry DSN. Load average at the end: "
+        f"{down.get('load_average', 0.0):.1f}.",
+        _table(("backends", "median req/s", "runs req/s", "CPU ms/request", "errors", "max shutdown s"), rows),
+        f"Down / healthy throughput: **{down['ratio']:.3f}** (target >= {down['target']}: {_met(down['met'])}). "
+        "Losses the down process counted: " + ", ".join(f"`{k}` {v:.0f}" for k, v in losses.items()) + "."])
+
+
 def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts = ["# Benchmarks", "Written by `make bench` (`python -m bench.report`) from the figures of this run; "
              "nothing here is typed by hand except the notes at the end.",
@@ -345,6 +365,8 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
         parts.append(workers_section(results["workers"]))
     if "accuracy" in results:
         parts.append(accuracy_section(results["accuracy"]))
+    if "backends_down" in results:
+        parts.append(backends_down_section(results["backends_down"]))
     if notes:
         parts.append(notes)
     return "\n\n".join(parts) + "\n"

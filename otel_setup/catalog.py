@@ -99,6 +99,9 @@ ECOMMERCE = http_metrics("ecommerce") + (
     _c("ecommerce_cache_operations_total", "Cache operations", "operation", "result"),
     _g("ecommerce_cache_hit_ratio", "Cache hit ratio 0.0-1.0 (target >= 0.8)"),
     _c("ecommerce_fds_evaluations_total", "FDS evaluations requested by ecommerce", "result"),
+    # step: verdict, payment_row, payment_result, verify; outcome: processing, cancelled, review.
+    _c("ecommerce_orders_reconciled_total", "Orders left pending by a failure that the reconciler settled",
+       "step", "outcome"),
     _h("ecommerce_fds_evaluation_duration_seconds", "FDS evaluation time seen by ecommerce"),
 )
 
@@ -110,6 +113,8 @@ FDS = http_metrics("fds") + (
     _c("fds_sla_violations_total", "Evaluations slower than 100 ms"),
     # reason: the bounded degraded_reason parts (ml_unavailable, cti_provider_open, aggregates_fallback, ...).
     _c("fds_degraded_evaluations_total", "Evaluations decided without an engine or its data, by reason", "reason"),
+    # reason: queue_full (SHOPFDS_WRITE_MAX_PENDING rows already waiting), shutdown (still waiting at exit).
+    _c("fds_evaluation_writes_dropped_total", "Evaluations answered whose row was never written", "reason"),
     _h("fds_risk_score_distribution", "Risk score 0-100", buckets=RISK_SCORE_BUCKETS),
     _c("fds_risk_factors_triggered_total", "Risk factors triggered", "factor"),
     _c("fds_risk_level_distribution_total", "Evaluations by risk level", "risk_level"),

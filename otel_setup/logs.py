@@ -38,7 +38,12 @@ _NOT_EXPORTED = ("opentelemetry", "otel_setup", "sentry_sdk", "urllib3", "httpx"
 # urllib3 warns at each retry of a failed connection: with Sentry down that is three lines per
 # event, written on the sender thread while requests wait for the GIL. The loss itself is counted
 # (otel_setup_sentry_events_dropped_total) and a failed OTLP export is logged by its exporter.
-_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "urllib3.connectionpool": logging.ERROR}
+# The SDK's batch processors warn "Queue full, dropping span" for each span while an exporter
+# waits on a dead collector: a log record built per span at saturation (its duplicate filter
+# lets one through every 20 s, to every handler). The drop is counted
+# (otel_setup_spans_dropped_total{reason="queue_full"}); errors of that module still log.
+_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "urllib3.connectionpool": logging.ERROR,
+          "opentelemetry.sdk._shared_internal": logging.ERROR}
 _handlers: list[logging.Handler] = []
 _log_provider: Any = None
 

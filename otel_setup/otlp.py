@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter, UpDownCounter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -22,6 +25,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from .backoff import DownGate
 from .guard import STATS, warn_once
 from .settings import TelemetrySettings, valid_url
 
@@ -53,14 +57,17 @@ class CountingMetricExporter(MetricExporter):
                          preferred_aggregation=inner._preferred_aggregation)
         self.inner = inner
         self.name = name
+        self.gate = DownGate()
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        if not self.gate.open():  # known down: not encoded, not sent, still a failed export
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            return MetricExportResult.FAILURE
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception:
             result = MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
-            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+        _settle(self.gate, result is MetricExportResult.SUCCESS, self.name)
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -68,6 +75,42 @@ class CountingMetricExporter(MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class CountingLogExporter(LogRecordExporter):
+    """Counts failed log exports (``otel_setup_export_failures_total{exporter="otlp-logs"}``), as
+    spans (``otlp``) and metrics (``otlp-metrics``) are: a collector refusing logs shows on ``/metrics``
+    (the Telemetry Pipeline Loss alert), not only in the exporter's log line, which is never exported."""
+
+    def __init__(self, inner: LogRecordExporter, name: str) -> None:
+        self.inner = inner
+        self.name = name
+        self.gate = DownGate()
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if not self.gate.open():  # known down: not encoded, not sent, still a failed export
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            return LogRecordExportResult.FAILURE
+        try:
+            result = self.inner.export(batch)
+        except Exception:
+            result = LogRecordExportResult.FAILURE
+        _settle(self.gate, result is LogRecordExportResult.SUCCESS, self.name)
+        return result
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+
+def _settle(gate: DownGate, ok: bool, name: str) -> None:
+    if ok:
+        gate.succeeded()
+    else:
+        gate.failed()
+        STATS.add("otel_setup_export_failures_total", exporter=name)
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
@@ -150,9 +193,9 @@ def http_span_exporter(endpoint: str, headers: dict[str, str], timeout: float) -
                             compression=Compression.Gzip)
 
 
-def log_exporter(s: TelemetrySettings) -> Any:
-    """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC)."""
-    return _exporter(s, "logs")
+def log_exporter(s: TelemetrySettings) -> LogRecordExporter:
+    """Logs go where traces go (the general endpoint + ``/v1/logs``, or gRPC); failures counted."""
+    return CountingLogExporter(_exporter(s, "logs"), "otlp-logs")
 
 
 def metric_reader(s: TelemetrySettings) -> PeriodicExportingMetricReader:

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, Status
 
+from .backoff import DownGate
 from .catalog import ENGINES, Attr
 from .guard import STATS, report_failure
 from .scrub import scrub_mapping, scrub_text
@@ -129,18 +130,29 @@ class ScrubbingExporter(SpanExporter):
 
 
 class CountingExporter(SpanExporter):
+    """Counts exported spans and failed exports; while the backend is known down
+    (``backoff.DownGate``) a batch is dropped without being encoded, counted the same way
+    with reason ``backend_down``."""
+
     def __init__(self, inner: SpanExporter, name: str) -> None:
         self.inner = inner
         self.name = name
+        self.gate = DownGate()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not self.gate.open():
+            STATS.add("otel_setup_export_failures_total", exporter=self.name)
+            STATS.add("otel_setup_spans_dropped_total", len(spans), exporter=self.name, reason="backend_down")
+            return SpanExportResult.FAILURE
         try:
             result = self.inner.export(spans)
         except Exception:
             result = SpanExportResult.FAILURE
         if result is SpanExportResult.SUCCESS:
+            self.gate.succeeded()
             STATS.add("otel_setup_spans_exported_total", len(spans), exporter=self.name)
         else:
+            self.gate.failed()
             STATS.add("otel_setup_export_failures_total", exporter=self.name)
             STATS.add("otel_setup_spans_dropped_total", len(spans), exporter=self.name,
                       reason="export_failed")

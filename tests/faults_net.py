@@ -5,12 +5,17 @@
         await pg.cut()          # live connections reset, new ones refused: the server is "down"
         await pg.restore()      # the same port accepts again
         pg.cut_on(b"INSERT INTO ecommerce_payments")   # cut the moment a client sends this
+        await pg.black_hole()   # connections accepted (and live ones kept open), nothing answered
+        pg.black_hole_on(b"UPDATE ecommerce_orders")    # go silent the moment a client sends this
 
 ``cut_on`` makes a mid-request outage land at a chosen point of a flow, deterministically: the
 proxy sees the bytes a client sends (SQL text travels in clear in the PostgreSQL protocol, as do
 Redis commands) and cuts before forwarding the matching chunk, so the server never sees it.
 asyncpg sends a statement's text only the first time a connection prepares it, so a pattern
 trips on a statement that connection has not run yet; ``tripped`` tells the test it did.
+A black hole is the outage no refusal announces (a hung server, a dropped route, a full
+listen backlog behind a load balancer): every byte either way is swallowed, so only the
+client's own timeouts end a request; ``restore`` resets the connections it held.
 Nothing of the project is replaced: the service talks to the real PostgreSQL or Redis through
 a real socket that really breaks.
 
@@ -40,6 +45,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self._trigger: bytes | None = None
+        self._trigger_silent = False
+        self.silent = False  # black hole: accept, forward nothing
         self.tripped = asyncio.Event()
 
     @property
@@ -52,6 +59,17 @@ class TcpProxy:
         return self
 
     async def restore(self) -> None:
+        if self.silent:  # the held connections are dead to their clients: reset them
+            self.silent = False
+            for writer in list(self._links):
+                writer.transport.abort()
+            self._links.clear()
+        if self._server is None:
+            await self.start()
+
+    async def black_hole(self) -> None:
+        """Keep accepting, keep live connections open, forward and answer nothing."""
+        self.silent = True
         if self._server is None:
             await self.start()
 
@@ -69,10 +87,23 @@ class TcpProxy:
     def cut_on(self, pattern: bytes) -> None:
         """Cut everything when a client next sends ``pattern`` (that chunk is not forwarded)."""
         self.tripped.clear()
-        self._trigger = pattern
+        self._trigger, self._trigger_silent = pattern, False
+
+    def black_hole_on(self, pattern: bytes) -> None:
+        """Go silent (``black_hole``) when a client next sends ``pattern`` (that chunk is swallowed)."""
+        self.tripped.clear()
+        self._trigger, self._trigger_silent = pattern, True
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         if self._server is None:  # accepted in the instant of a cut
+            client_w.transport.abort()
+            return
+        if self.silent:  # held open, read and dropped, until a restore resets it
+            self._links.add(client_w)
+            with contextlib.suppress(ConnectionError, OSError):
+                while await client_r.read(65536):
+                    pass
+            self._links.discard(client_w)
             client_w.transport.abort()
             return
         try:
@@ -94,9 +125,14 @@ class TcpProxy:
                 if upstream and self._trigger is not None and self._trigger in tail + chunk:
                     self._trigger = None
                     self.tripped.set()
+                    if self._trigger_silent:
+                        self.silent = True
+                        continue
                     await self.cut()
                     return
                 tail = chunk[-256:]
+                if self.silent:
+                    continue
                 writer.write(chunk)
                 await writer.drain()
         # One side ended: end the other, so the pair does not outlive it.

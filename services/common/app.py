@@ -51,8 +51,11 @@ def create_service_app(name: str, settings: ServiceSettings, *, title: str, tabl
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.sqlalchemy_url(name))
-        app.state.cache = make_cache(settings.redis_url, settings.cache_prefix)
+        app.state.db = Database(settings.sqlalchemy_url(name),
+                                connect_timeout=settings.database_connect_timeout_seconds,
+                                statement_timeout=settings.database_statement_timeout_seconds)
+        app.state.cache = make_cache(settings.redis_url, settings.cache_prefix, settings.redis_timeout_seconds,
+                                     settings.redis_connect_timeout_seconds)
         stack = AsyncExitStack()
         try:
             if tables is not None:

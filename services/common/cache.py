@@ -18,7 +18,9 @@ paths on the embedded default and on Redis:
 Redis one pipeline, one round trip (the FDS's aggregates step is one call, not seven).
 
 A Redis that fails mid-run is not an outage: ``FallbackCache`` switches to the in-process store,
-logs once, and tries Redis again after ``retry_after`` seconds.
+logs once, and tries Redis again after ``retry_after`` seconds. A Redis that accepts and never
+answers is a failure too: every command and connect is bounded (``SHOPFDS_REDIS_TIMEOUT_SECONDS``,
+``SHOPFDS_REDIS_CONNECT_TIMEOUT_SECONDS``, 0.5 s each).
 """
 
 from __future__ import annotations
@@ -159,11 +161,12 @@ class MemoryCache:
 class RedisCache:
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "shopfds:") -> None:
+    def __init__(self, url: str, prefix: str = "shopfds:", timeout: float = 0.5,
+                 connect_timeout: float = 0.5) -> None:
         import redis.asyncio as redis
 
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout,
                                            decode_responses=True)
 
     def _k(self, key: str) -> str:
@@ -334,7 +337,8 @@ async def _apply(cache: MemoryCache, op: Op) -> Any:
     return await cache.remember(op.key, op.member, op.ttl)
 
 
-def make_cache(redis_url: str | None, prefix: str = "shopfds:") -> Cache | FallbackCache:
+def make_cache(redis_url: str | None, prefix: str = "shopfds:", timeout: float = 0.5,
+               connect_timeout: float = 0.5) -> Cache | FallbackCache:
     if redis_url:
-        return FallbackCache(RedisCache(redis_url, prefix))
+        return FallbackCache(RedisCache(redis_url, prefix, timeout, connect_timeout))
     return MemoryCache()

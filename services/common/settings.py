@@ -34,6 +34,15 @@ class ServiceSettings(BaseSettings):
         None, validation_alias=_alias("redis_url", "REDIS_URL"),
         description="Redis for caches and counters; unset -> in-process cache.")
     cache_prefix: str = Field("shopfds:", description="Prefix of every Redis key this service writes.")
+    database_connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="A database connection not established within this is a 503.")
+    database_statement_timeout_seconds: float = Field(
+        5.0, gt=0, le=600, description="A statement not answered within this is a 503 (PostgreSQL: client "
+        "timeout and server statement_timeout; SQLite: the wait for its write lock).")
+    redis_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="A Redis command not answered within this falls back in-process.")
+    redis_connect_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="A Redis connection not established within this falls back in-process.")
     data_dir: str = Field(".shopfds/data", description="SQLite files and model artifacts (embedded default).")
     jwt_secret: str = Field(DEFAULT_JWT_SECRET, validation_alias=_alias("jwt_secret", "SHOPFDS_JWT_SECRET",
                                                                        "JWT_SECRET"))

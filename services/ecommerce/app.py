@@ -23,6 +23,7 @@ from .metrics import ShopMetrics
 from .models import Base
 from .payment import PaymentGateway
 from .product_cache import ProductCache
+from .reconcile import Reconciler
 from .settings import Settings
 
 
@@ -42,13 +43,18 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         fds_http = http.client(settings.fds_url, settings.fds_timeout, transport=fds_transport)
         app.state.metrics, app.state.active_users, app.state.product_cache = metrics, active, product_cache
         gateway = PaymentGateway(settings.payment_failure_rate, settings.payment_latency_ms, app.state.faults,
-                                 app.state.telemetry.instruments["ecommerce_errors_total"])
+                                 app.state.telemetry.instruments["ecommerce_errors_total"], app.state.cache)
         app.state.shop = Shop(FdsClient(fds_http, settings.fds_timeout, settings.fds_fail_policy, metrics),
                               gateway, product_cache, metrics, settings.verify_code)
         refresher = asyncio.create_task(active.run(settings.active_user_refresh_seconds))
+        app.state.reconciler = Reconciler(app.state.db, app.state.shop, app.state.telemetry.instruments,
+                                          settings.reconcile_after_seconds, settings.reconcile_interval_seconds)
+        if settings.reconcile:
+            app.state.reconciler.start()
         try:
             yield
         finally:
+            await app.state.reconciler.close()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher

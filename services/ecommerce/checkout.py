@@ -35,6 +35,7 @@ from .product_cache import ProductCache, product_key
 from .schemas import CheckoutIn
 
 NEXT_ACTION = {"additional_auth": "verify", "hold": "review"}
+TRANSACTION_NAMESPACE = uuid.UUID("5b0c3f2e-6a43-4f0e-9d0b-1f3e2c9a7d11")
 STATUS_EDGES = {"shipped": ("processing",), "delivered": ("shipped",), "cancelled": ("pending", "processing")}
 
 
@@ -100,7 +101,9 @@ class Shop:
             return order
         payment: dict[str, Any] = {"order_id": order.id, "status": "pending", "method": order.payment_method,
                                    "amount": order.total_amount, "card_bin": order.card_bin,
-                                   "card_last4": order.card_last4}
+                                   "card_last4": order.card_last4,
+                                   # the charge's idempotency key at the gateway (the reconciler's lookup)
+                                   "gateway_key": str(uuid.uuid4())}
         try:
             await session.execute(insert(orders.PAYMENTS).values(payment))
             await session.commit()
@@ -108,7 +111,7 @@ class Shop:
             await session.rollback()
             return await orders.load(session, order_id)
         approved = await self.gateway.charge(order.total_amount, order.payment_method,
-                                             order.card_bin, order.card_last4)
+                                             order.card_bin, order.card_last4, key=payment["gateway_key"])
         payment["status"] = "succeeded" if approved else "failed"
         self.metrics.payment(payment["status"], payment["method"], payment["amount"])
         await orders.set_payment_status(session, order_id, payment["status"])
@@ -174,10 +177,12 @@ def _conflict(order: Order, wanted: str) -> HTTPException:
 
 
 def _transaction(order: Order, user: User) -> dict[str, Any]:
-    """The FDS ``Transaction`` for this checkout (a new id per evaluation)."""
+    """The FDS ``Transaction`` for this checkout. Its id is derived from the order's, so asking
+    again (the reconciler, after a cut) gets the FDS's first answer: it is idempotent per id."""
     created = orders.aware(order.created_at)
     return {
-        "transaction_id": str(uuid.uuid4()), "order_id": order.id, "user_id": order.user_id,
+        "transaction_id": str(uuid.uuid5(TRANSACTION_NAMESPACE, order.id)),
+        "order_id": order.id, "user_id": order.user_id,
         "amount": float(order.total_amount), "currency": order.currency, "payment_method": order.payment_method,
         "card_bin": order.card_bin, "card_last4": order.card_last4, "ip_address": order.ip_address,
         "device_id": order.device_id, "email": user.email, "billing_country": order.billing_country,

@@ -92,6 +92,8 @@ class Payment(Base):
     __tablename__ = "ecommerce_payments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[str] = mapped_column(ForeignKey("ecommerce_orders.id"), unique=True)
+    # The charge's idempotency key at the gateway: what the reconciler looks the charge up by.
+    gateway_key: Mapped[str] = mapped_column(String(36), unique=True, default=_uuid)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     method: Mapped[str] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -23,4 +23,8 @@ class Settings(ServiceSettings):
         5.0, gt=0, description="How often the gauge is refreshed from the shared set.")
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Failed logins allowed a minute per account and per client address (then 429).")
+    reconcile: bool = Field(True, description="Run the reconciler of stuck orders and payments in this process.")
+    reconcile_after_seconds: float = Field(
+        300.0, ge=0, description="An order still pending this long after its checkout is reconciled.")
+    reconcile_interval_seconds: float = Field(60.0, gt=0, description="How often the reconciler runs.")
     seed_catalog: bool = Field(True, description="Insert the demo catalog at start when it is empty.")

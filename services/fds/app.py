@@ -51,8 +51,10 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
         app.state.evaluator = Evaluator(settings, app.state.cache, app.state.telemetry.tracer, engines)
         app.state.fds_metrics = FdsMetrics(app.state.telemetry.instruments, settings.latency_window,
                                            settings.sla_seconds, settings.quality_window_seconds)
-        app.state.writer = EvaluationWriter(app.state.db, settings.write_interval_seconds, settings.write_batch,
-                                            settings.write_max_pending)
+        app.state.writer = EvaluationWriter(
+            app.state.db, settings.write_interval_seconds, settings.write_batch, settings.write_max_pending,
+            retry_max=settings.write_retry_max_seconds,
+            dropped=app.state.telemetry.instruments["fds_evaluation_writes_dropped_total"])
         await _restore_quality(app)
         app.state.fds_metrics.start_quality_refresh(app.state.db.sessions, settings.quality_refresh_seconds)
         await _warm_cache(app)

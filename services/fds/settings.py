@@ -56,6 +56,8 @@ class Settings(ServiceSettings):
     write_interval_seconds: float = Field(0.05, gt=0, le=10, description="Batch write period.")
     write_batch: int = Field(500, ge=1, description="Or as soon as this many are waiting.")
     write_max_pending: int = Field(50_000, ge=1, description="Waiting rows beyond this are refused (logged, counted).")
+    write_retry_max_seconds: float = Field(
+        5.0, gt=0, le=300, description="Cap of the backoff between failed batch writes (database outage).")
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Settings:

@@ -92,3 +92,44 @@ def test_log_format_off_installs_nothing(make_telemetry, tmp_path) -> None:
     log.warning("nothing")
     assert logging.getLogger().handlers == before
     assert not (tmp_path / "logs").exists()
+
+
+async def test_failed_log_exports_are_counted_like_spans_and_metrics(make_telemetry) -> None:
+    from shopfds.procs import free_port
+    from tests.conftest import samples
+
+    def failures(telemetry: Any) -> float:
+        return sum(s.value for s in samples(telemetry, "otel_setup_export_failures")
+                   if s.name.endswith("_total") and s.labels.get("exporter") == "otlp-logs")
+
+    app = _app()
+    refused = f"http://127.0.0.1:{free_port()}"  # nothing listens: every export is refused
+    telemetry, _ = make_telemetry("ecommerce", app=app, otlp_endpoint=refused, otlp_timeout_s=0.5)
+    before = failures(telemetry)
+    await _call(app)
+    deadline = time.monotonic() + 10
+    while failures(telemetry) == before:
+        assert time.monotonic() < deadline, "a refused log export was not counted"
+        telemetry.force_flush(1000)
+    assert failures(telemetry) > before
+
+
+def test_a_full_span_queue_is_counted_not_logged_per_span(make_telemetry, tmp_path, monkeypatch) -> None:
+    """Regression: with the collector hanging, the SDK built a warning per dropped span (and wrote
+    one every 20 s); the loss is the counter's to tell."""
+    from otel_setup.guard import STATS
+    from tests.reliability.backends import BlackHole
+
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "16")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8")
+    with BlackHole() as collector:
+        telemetry, _ = make_telemetry("ecommerce", otlp_endpoint=collector.url, otlp_timeout_s=0.5,
+                                      log_format="json")
+        before = STATS.total("otel_setup_spans_dropped_total", exporter="otlp", reason="queue_full")
+        for i in range(300):
+            with telemetry.tracer.start_as_current_span(f"work {i}"):
+                pass
+        dropped = STATS.total("otel_setup_spans_dropped_total", exporter="otlp", reason="queue_full") - before
+    lines = [line["message"] for line in _lines(tmp_path / "logs")]
+    assert dropped > 0  # the queue did fill, and the loss is counted
+    assert not [m for m in lines if m.startswith("Queue full")], lines[:5]
