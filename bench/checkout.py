@@ -103,17 +103,11 @@ class Shop:
 
 
 @contextmanager
-def backend_env(backend: str, mode: str) -> Iterator[tuple[dict[str, str], str | None]]:
-    """Settings of one copy of the shop: the embedded default, or a PostgreSQL database and a
-    Redis key prefix of its own on this machine's servers (both removed afterwards)."""
-    if backend == "embedded":
-        yield {}, None
-        return
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of its own on this machine's server, dropped afterwards."""
     import asyncpg
-    import redis
 
-    tag = f"shopfds_bench_{mode}_{uuid.uuid4().hex[:8]}"
-    dsn = f"{PG_SERVER}/{tag}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def admin(statement: str) -> None:
         conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
@@ -122,15 +116,30 @@ def backend_env(backend: str, mode: str) -> Iterator[tuple[dict[str, str], str |
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{tag}"'))
-    prefix = f"{tag}:"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield {"SHOPFDS_DATABASE_URL": dsn, "SHOPFDS_REDIS_URL": REDIS_URL, "SHOPFDS_CACHE_PREFIX": prefix}, dsn
+        yield name
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{tag}" WITH (FORCE)'))
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"{prefix}*", count=1000):
-            client.delete(key)
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def backend_env(backend: str, mode: str) -> Iterator[tuple[dict[str, str], str | None]]:
+    """Settings of one copy of the shop: the embedded default, or a PostgreSQL database and a
+    Redis key prefix of its own on this machine's servers (both removed afterwards)."""
+    if backend == "embedded":
+        yield {}, None
+        return
+    import redis
+
+    with scratch_database(f"shopfds_bench_{mode}") as tag:
+        dsn, prefix = f"{PG_SERVER}/{tag}", f"{tag}:"
+        try:
+            yield {"SHOPFDS_DATABASE_URL": dsn, "SHOPFDS_REDIS_URL": REDIS_URL, "SHOPFDS_CACHE_PREFIX": prefix}, dsn
+        finally:
+            client = redis.Redis.from_url(REDIS_URL)
+            for key in client.scan_iter(f"{prefix}*", count=1000):
+                client.delete(key)
 
 
 async def _register(client: httpx.AsyncClient, count: int) -> list[dict[str, str]]:

@@ -46,13 +46,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from bench.checkout import rss_mb
+from bench.checkout import PG_SERVER, rss_mb, scratch_database
 from services.common.security import issue_token
 from services.common.settings import DEFAULT_JWT_SECRET
 from shopfds.procs import ROOT, free_port, stop, wait_http
 from shopfds.stack import SERVICES, service_env
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 FAULTS = ("cti-slow", "ml-down", "db-slow", "payment-errors", "pg-terminate", "redis-restart")
 HTTP_FAULTS = {"cti-slow": ("fds", "150ms"), "ml-down": ("fds", None), "db-slow": ("ecommerce", "50ms"),
                "payment-errors": ("ecommerce", "20%")}
@@ -94,20 +93,8 @@ def own_redis(workdir: Path) -> Iterator[tuple[str, Any]]:
 
 @contextmanager
 def own_database() -> Iterator[str]:
-    name = f"shopfds_soak_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database("shopfds_soak") as name:
         yield name
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
