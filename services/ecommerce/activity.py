@@ -26,6 +26,9 @@ class ActiveUsers:
         self.cache = cache
         self.window_s = window_s
         self._fresh: set[str] = set()
+        # On /metrics from the first scrape; until this process's first refresh it reads 0, which
+        # the max across instances passes over.
+        metrics.active_users(0)
 
     def seen(self, user_id: str) -> None:
         self._fresh.add(user_id)
@@ -41,10 +44,9 @@ class ActiveUsers:
         return count
 
     async def run(self, interval_s: float) -> None:
-        """Refresh now (the gauge is on /metrics from the start), then every ``interval_s``."""
         while True:
+            await asyncio.sleep(interval_s)
             try:
                 await self.refresh()
             except Exception as exc:  # the cache is down: the gauge keeps its last value
                 log.warning("active users not refreshed: %s", type(exc).__name__)
-            await asyncio.sleep(interval_s)
