@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import redis
 from rich.console import Console
 from rich.table import Table
@@ -69,6 +70,20 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def f1_interval(tp: int, fp: int, fn: int, tn: int, resamples: int = 4000,
+                seed: int = 0) -> tuple[float, float] | None:
+    """A 95 % percentile-bootstrap interval of F1: the confusion counts redrawn (multinomial, the
+    same total) ``resamples`` times. F1 is no proportion, so no Wilson interval applies."""
+    total = tp + fp + fn + tn
+    if tp == 0 or total == 0:
+        return None
+    draws = np.random.default_rng(seed).multinomial(total, np.array([tp, fp, fn, tn]) / total, size=resamples)
+    t, f_p, f_n = draws[:, 0], draws[:, 1], draws[:, 2]
+    f1 = np.divide(2 * t, 2 * t + f_p + f_n, out=np.zeros(resamples), where=(2 * t + f_p + f_n) > 0)
+    lo, hi = np.percentile(f1, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def ratio(k: int, n: int) -> dict[str, Any]:
@@ -149,7 +164,9 @@ def measure(txns: list[GeneratedTxn], decisions: list[str]) -> dict[str, Any]:
         per_pattern = {name: ratio(sum(groups[name][d] for d in flagged), sum(groups[name].values()))
                        for name in WEIGHTS}
         views[view] = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "precision": precision, "recall": recall,
-                       "f1": 2 * p * r / (p + r) if p + r else 0.0, "pattern_recall": per_pattern}
+                       "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                       "f1_ci95": list(ci) if (ci := f1_interval(tp, fp, fn, tn)) else None,
+                       "pattern_recall": per_pattern}
     legit = {name: {"n": sum(groups[name].values()), "flagged": ratio(sum(groups[name][d] for d in VIEWS[
         "step_up_flagged"]), sum(groups[name].values())), "blocked": ratio(groups[name]["block"],
                                                                            sum(groups[name].values()))}
@@ -196,7 +213,8 @@ def show(results: dict[str, Any], console: Console) -> None:
         table = Table(f"{view}: figure", "value [95 % CI] (n)", title=f"flagged = {' / '.join(VIEWS[view])}")
         table.add_row("precision", _cell(v["precision"]))
         table.add_row("recall", _cell(v["recall"]))
-        table.add_row("F1", f"{v['f1']:.3f}")
+        f1_ci = v.get("f1_ci95")
+        table.add_row("F1", f"{v['f1']:.3f}" + (f" [{f1_ci[0]:.3f}, {f1_ci[1]:.3f}] (bootstrap)" if f1_ci else ""))
         table.add_row("TP / FP / TN / FN", f"{v['tp']} / {v['fp']} / {v['tn']} / {v['fn']}")
         for name, r in v["pattern_recall"].items():
             table.add_row(f"recall {name}", _cell(r))

@@ -3,7 +3,8 @@
 Development samples every trace; production samples 10 % of root traces and follows the
 parent's decision. FDS engine spans that the head sampler drops are still *recorded* (not
 exported) so that the span-derived engine metrics count every evaluation, not only the
-sampled ones; exemplars come only from sampled spans, so every exemplar resolves to a trace.
+sampled ones; exemplars come only from sampled spans, so an exemplar never names a trace
+that head sampling dropped (whether the collector's tail sampling keeps it: collector/README.md).
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import io
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +26,34 @@ _TELEMETRY_ENV = (
     "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_SEMCONV_STABILITY_OPT_IN", "OTEL_METRICS_EXPORTER",
 )
+
+
+def _print_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    out = io.StringIO()
+    for task in asyncio.all_tasks(loop):
+        out.write(f"--- task {task.get_name()} (cancelling {task.cancelling()})\n")
+        task.print_stack(file=out)
+    sys.stderr.write(out.getvalue())
+
+
+@pytest.fixture(autouse=True)
+def stuck_tasks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test still running 30 s before pytest-timeout ends it prints its event loop's tasks: the
+    thread dump pytest-timeout gives shows only the loop waiting, not what it waits for."""
+    limit = float(request.config.getini("timeout") or 0)
+
+    def dump() -> None:
+        for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]:
+            if loop.is_running():
+                loop.call_soon_threadsafe(_print_tasks, loop)
+
+    timer = threading.Timer(max(limit - 30, 1), dump) if limit else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    yield
+    if timer is not None:
+        timer.cancel()
 
 
 @pytest.fixture(autouse=True)

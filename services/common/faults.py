@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 from .cache import Cache
 from .openapi import error
 from .security import StaffDep
+from .tasks import stop
 
 log = logging.getLogger("services.faults")
 KEY = "faults:active"
@@ -65,14 +67,28 @@ def parse_spec(spec: str) -> tuple[str, float]:
 
 
 class Faults:
+    """The switches of this process, and the stamp (ns since the epoch) of the change they hold.
+
+    A published change carries its stamp, and the follower takes only a newer one: a read that was
+    in flight while this process changed a switch returns the older state, which must not undo it.
+    """
+
     def __init__(self) -> None:
         self.active: dict[str, float] = {}
+        self.stamp = 0
 
     def get(self, name: str) -> float | None:
         return self.active.get(name)
 
-    async def publish(self, cache: Cache) -> None:
-        await cache.set(KEY, json.dumps(self.active), TTL)
+    def take(self, raw: str) -> None:
+        payload = json.loads(raw)
+        if isinstance(payload, dict) and int(payload.get("stamp", 0)) > self.stamp:
+            self.active = {str(k): float(v) for k, v in dict(payload.get("active", {})).items()}
+            self.stamp = int(payload["stamp"])
+
+    async def change(self, cache: Cache, active: dict[str, float]) -> None:
+        self.active, self.stamp = active, max(time.time_ns(), self.stamp + 1)
+        await cache.set(KEY, json.dumps({"stamp": self.stamp, "active": active}), TTL)
 
     async def follow(self, cache: Cache) -> None:
         """Take the switches of the service's other processes, until cancelled."""
@@ -80,7 +96,7 @@ class Faults:
             try:
                 raw = await cache.get(KEY)
                 if raw is not None:
-                    self.active = {str(k): float(v) for k, v in json.loads(raw).items()}
+                    self.take(raw)
             except Exception as exc:  # the cache is down: keep the last known switches
                 log.debug("faults not followed: %s", type(exc).__name__)
             await asyncio.sleep(FOLLOW_SECONDS)
@@ -91,9 +107,7 @@ class Faults:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 class FaultIn(BaseModel):
@@ -115,8 +129,7 @@ async def set_fault(name: str, body: FaultIn, request: Request, _who: StaffDep) 
     except ValueError as exc:
         raise HTTPException(404 if name not in DEFAULTS else 422, str(exc)) from exc
     faults = request.app.state.faults
-    faults.active = {**faults.active, name: value}
-    await faults.publish(request.app.state.cache)
+    await faults.change(request.app.state.cache, {**faults.active, name: value})
     return {"active": faults.active}
 
 
@@ -125,6 +138,5 @@ async def clear_fault(name: str, request: Request, _who: StaffDep) -> dict[str, 
     if name not in DEFAULTS:
         raise HTTPException(404, f"unknown fault {name!r}")
     faults = request.app.state.faults
-    faults.active = {k: v for k, v in faults.active.items() if k != name}
-    await faults.publish(request.app.state.cache)
+    await faults.change(request.app.state.cache, {k: v for k, v in faults.active.items() if k != name})
     return {"active": faults.active}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from otel_setup.settings import TelemetrySettings
 from services.common import http
 from services.common.app import create_service_app
+from services.common.tasks import stop
 
 from .activity import ActiveUsers
 from .api.routes import auth, cart, orders, products
@@ -55,9 +55,7 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
             yield
         finally:
             await app.state.reconciler.close()
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            await stop(refresher)
             await fds_http.aclose()
 
     app = create_service_app("ecommerce", settings, title="ShopFDS ecommerce", tables=Base, hook=hook,

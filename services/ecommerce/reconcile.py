@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import or_, select, text, update
 
 from services.common.db import Database
+from services.common.tasks import stop
 
 from . import orders
 from .checkout import Shop, _transaction
@@ -148,9 +149,7 @@ class Reconciler:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
 
 
 def _outcome(order: Order) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from otel_setup.catalog import ENGINES
+from services.common.tasks import stop
 
 from . import store
 from .evaluator import Outcome
@@ -133,5 +134,4 @@ class FdsMetrics:
 
     async def close(self) -> None:
         if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
+            await stop(self._refresher)

@@ -155,6 +155,28 @@ async def test_faults_switch_on_and_off_at_run_time(backend: Backend) -> None:
         parse_spec("disk-full")
 
 
+async def test_a_stale_fault_read_does_not_undo_a_newer_change() -> None:
+    """The follower's read in flight while this process switches a fault returns the old state;
+    taking it must not switch the fault back (the race CI once hit on PostgreSQL + Redis)."""
+    from services.common.cache import MemoryCache
+    from services.common.faults import KEY, Faults
+
+    cache, here, sibling = MemoryCache(), Faults(), Faults()
+    await here.change(cache, {"db-slow": 0.02})
+    stale = await cache.get(KEY)
+    assert stale is not None
+    await here.change(cache, {})
+    here.take(stale)
+    assert here.get("db-slow") is None
+    sibling.take(stale)
+    assert sibling.get("db-slow") == 0.02
+    await sibling.change(cache, {"ml-down": 1.0})
+    latest = await cache.get(KEY)
+    assert latest is not None
+    here.take(latest)
+    assert here.active == {"ml-down": 1.0}
+
+
 def test_fault_routes_are_absent_in_production(tmp_path) -> None:
     settings = ServiceSettings(environment="production", jwt_secret="x" * 40, data_dir=str(tmp_path))
     app = create_service_app("commontest", settings, title="t")

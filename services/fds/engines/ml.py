@@ -15,6 +15,7 @@ import logging
 import httpx
 
 from services.common.faults import Faults
+from services.common.tasks import stop
 from services.ml.model import ModelArtifact, ModelFormatError
 
 from ..context import Context
@@ -72,8 +73,7 @@ class ModelSource:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop(self._task)
         await self.http.aclose()
 
 
