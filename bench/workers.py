@@ -56,7 +56,7 @@ request = function()
   local body = string.format('{"transaction_id":"w-%s-%d","order_id":"o-%d","user_id":"u-%d",' ..
     '"amount":45000,"currency":"KRW","payment_method":"card","card_bin":"411111","card_last4":"1111",' ..
     '"ip_address":"10.1.%d.%d","device_id":"d-%d","email":"kim@example.com","billing_country":"KR",' ..
-    '"shipping_country":"KR"}', tag, n, n, n % 500, n % 200, n % 250, n % 50)
+    '"shipping_country":"KR"}', tag, n, n, n % 500, n % 250, n % 200, n % 50)
   return wrk.format(nil, "/v1/fds/evaluate", nil, body)
 end
 """
@@ -154,7 +154,7 @@ def run_round(workers: int, args: argparse.Namespace, workdir: Path) -> list[dic
         assert dsn is not None
         shared = {"DATABASE_URL": env["SHOPFDS_DATABASE_URL"], "REDIS_URL": env["SHOPFDS_REDIS_URL"],
                   "SHOPFDS_CACHE_PREFIX": env["SHOPFDS_CACHE_PREFIX"], "SHOPFDS_DEFAULT_SAMPLES": "2000",
-                  "SHOPFDS_LOG_FORMAT": "off", "SHOPFDS_PAYMENT_FAILURE_RATE": "0"}
+                  "SHOPFDS_PAYMENT_FAILURE_RATE": "0"}
         with run_stack(workdir / f"w{workers}", env=shared, workers=workers) as stack:
             # pids of the running processes only (uvicorn_app keeps one per service)
             return [{"workers": workers, **measure(stack, dsn, kind, args.duration, args.connections, workdir)}

@@ -88,17 +88,36 @@ def _scrub_attrs(attributes: Any) -> Any:
     return {**scrub_mapping({k: v for k, v in attributes.items() if k not in templates}), **templates}
 
 
+def _unchanged(before: Any, after: Any) -> bool:
+    """True when scrubbing replaced no value (scrubbers return the very object they were given
+    when there is nothing to mask)."""
+    if before is after:
+        return True
+    if not before:
+        return not after
+    return len(before) == len(after) and all(after.get(k) is v for k, v in before.items())
+
+
 def scrub_span(span: ReadableSpan) -> ReadableSpan:
+    """The span with its PII masked: the span itself when there was none (most spans), so the
+    export thread builds a new span only for the few that carry something to mask."""
     status = span.status
     if status.description:
-        status = Status(status.status_code, scrub_text(status.description))
+        description = scrub_text(status.description)
+        if description is not status.description:
+            status = Status(status.status_code, description)
+    attributes = _scrub_attrs(span.attributes)
+    events = [(e, _scrub_attrs(e.attributes)) for e in span.events]
+    if (status is span.status and _unchanged(span.attributes, attributes)
+            and all(_unchanged(e.attributes, a) for e, a in events)):
+        return span
     return ReadableSpan(
         name=span.name,
         context=span.get_span_context(),
         parent=span.parent,
         resource=span.resource,
-        attributes=_scrub_attrs(span.attributes),
-        events=[Event(e.name, _scrub_attrs(e.attributes), e.timestamp) for e in span.events],
+        attributes=attributes,
+        events=[Event(e.name, a, e.timestamp) for e, a in events],
         links=span.links,
         kind=span.kind,
         status=status,

@@ -12,7 +12,8 @@ paths on the embedded default and on Redis:
 - ``recent(key, members, window_s)``: mark members as seen now and count those seen within the
   last ``window_s`` seconds (active users, one count for every process);
 - ``claim(key, value, ttl)``: set ``key`` unless it exists, atomically, else return what it holds
-  (one evaluation per transaction across the FDS's processes).
+  (one evaluation per transaction across the FDS's processes); ``claim_peek`` also reads another
+  key in the same round trip, and ``set_many`` writes several keys in one.
 
 ``batch(ops)`` runs several ``HitWindow`` / ``Observe`` / ``Remember`` operations at once: on
 Redis one pipeline, one round trip (the FDS's aggregates step is one call, not seven).
@@ -68,6 +69,8 @@ class Cache(Protocol):
     async def observe(self, key: str, value: float, ttl: float) -> tuple[int, float]: ...
     async def remember(self, key: str, member: str, ttl: float) -> bool: ...
     async def claim(self, key: str, value: str, ttl: float) -> str | None: ...
+    async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]: ...
+    async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None: ...
     async def recent(self, key: str, members: Sequence[str], window_s: float) -> int: ...
     async def batch(self, ops: Sequence[Op]) -> list[Any]: ...
     async def close(self) -> None: ...
@@ -140,6 +143,13 @@ class MemoryCache:
             return held
         self._put(key, value, ttl)
         return None
+
+    async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
+        return await self.claim(key, value, ttl), await self.get(peek)
+
+    async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None:
+        for key, value, ttl in items:
+            self._put(key, value, ttl)
 
     async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
         now = time.time()
@@ -229,6 +239,20 @@ class RedisCache:
         held = await self.client.set(self._k(key), value, nx=True, px=max(1, int(ttl * 1000)), get=True)
         return None if held is None else str(held)
 
+    async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
+        # One round trip (no MULTI: the claim is atomic by itself, the peek a plain read).
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._k(key), value, nx=True, px=max(1, int(ttl * 1000)), get=True)
+        pipe.get(self._k(peek))
+        held, seen = await pipe.execute()
+        return (None if held is None else str(held)), (None if seen is None else str(seen))
+
+    async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl in items:
+            pipe.set(self._k(key), value, px=max(1, int(ttl * 1000)))
+        await pipe.execute()
+
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         """All ``ops`` in one pipeline (MULTI/EXEC): one round trip, the same answers as one by one."""
         now = time.time()
@@ -316,6 +340,13 @@ class FallbackCache:
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         result: str | None = await self._call("claim", key, value, ttl)
         return result
+
+    async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
+        result: tuple[str | None, str | None] = await self._call("claim_peek", key, value, ttl, peek)
+        return result
+
+    async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None:
+        await self._call("set_many", items)
 
     async def recent(self, key: str, members: Sequence[str], window_s: float) -> int:
         return int(await self._call("recent", key, members, window_s))

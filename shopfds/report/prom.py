@@ -105,7 +105,9 @@ class PrometheusSource:
         return out
 
     def gauge(self, metric: str) -> float | None:
-        values = [v for v in self.vector(f"avg({metric})").values() if not math.isnan(v)]
+        # Every process reports a copy of one database figure (the FDS quality gauges): max, as
+        # the dashboards and alerts read it, never an average of copies of different ages.
+        values = [v for v in self.vector(f"max({metric})").values() if not math.isnan(v)]
         return values[0] if values else None
 
     def gauge_max(self, metric: str, by: str, where: Matchers | None = None) -> dict[str, float]:

@@ -152,7 +152,7 @@ class ScrapeSource:
 
     def gauge(self, metric: str) -> float | None:
         values = [v for name, _, v in self.samples if name == metric and not math.isnan(v)]
-        return sum(values) / len(values) if values else None
+        return max(values) if values else None  # copies of one figure: as Prometheus's max()
 
     def gauge_max(self, metric: str, by: str, where: Matchers | None = None) -> dict[str, float]:
         out: dict[str, float] = {}

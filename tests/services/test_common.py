@@ -104,6 +104,20 @@ async def test_cache_observe_and_remember(backend: Backend) -> None:
         assert await cache.get("k") is None
 
 
+async def test_claim_peek_and_set_many_on_both_backends(backend: Backend) -> None:
+    app = make_app(backend)
+    async with serve(app):
+        cache = app.state.cache
+        assert await cache.claim_peek("claim:t1", "running", 60, "seen:t1") == (None, None)
+        assert await cache.claim_peek("claim:t1", "other", 60, "seen:t1") == ("running", None)
+        await cache.set_many([("claim:t1", "answer", 60), ("seen:t1", "1", 60)])
+        assert await cache.claim_peek("claim:t1", "running", 60, "seen:t1") == ("answer", "1")
+        assert await cache.get("claim:t1") == "answer"
+        await cache.set_many([("short", "v", 0.05)])
+        await asyncio.sleep(0.1)
+        assert await cache.claim_peek("short", "mine", 60, "missing") == (None, None)
+
+
 async def test_roles_are_enforced(backend: Backend) -> None:
     app = make_app(backend)
     secret = app.state.settings.jwt_secret

@@ -286,3 +286,40 @@ def test_unreachable_prometheus_falls_back_to_scrape(apps: Apps) -> None:
     apps.load()
     f = collect(apps.urls, "http://127.0.0.1:9", "5m", probe_seconds=0)
     assert f.source == "scrape" and "not reachable" in f.notes[0] and f.fds_p95 == pytest.approx(0.15)
+
+
+def test_a_quality_gauge_reported_by_several_processes_is_their_max_not_their_mean() -> None:
+    """Each FDS process holds a copy of the database's precision, refreshed on its own clock; the
+    report reads them as the dashboards and alerts do (max), never as an average of copies."""
+    import http.server
+    import threading
+
+    from shopfds.report.sources import ScrapeSource
+
+    def serving(text: str) -> http.server.ThreadingHTTPServer:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/openmetrics-text; version=1.0.0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    older = serving("# TYPE fds_precision gauge\nfds_precision 0.5\n# EOF\n")
+    fresher = serving("# TYPE fds_precision gauge\nfds_precision 0.9\n# EOF\n")
+    try:
+        source = ScrapeSource({f"fds-{n}": f"http://127.0.0.1:{s.server_address[1]}"
+                               for n, s in enumerate((older, fresher))}, probe_seconds=0)
+        assert source.gauge("fds_precision") == 0.9
+        assert source.gauge("fds_recall") is None
+    finally:
+        older.shutdown()
+        fresher.shutdown()

@@ -63,13 +63,14 @@ async def evaluate(txn: Transaction, request: Request, session: SessionDep) -> E
 async def _once(state: Any, session: AsyncSession, txn: Transaction) -> tuple[Evaluation, Outcome | None]:
     """The answer and, when this call evaluated it, the outcome; else the answer of whichever
     process evaluated the transaction first (waited for when it is still running)."""
-    key = _claim(txn.transaction_id)
-    while (held := await state.cache.claim(key, RUNNING, CLAIM_TTL)) is not None:
-        if held != RUNNING:
-            return Evaluation.model_validate_json(held), None
+    key, marker = _claim(txn.transaction_id), _marker(txn.transaction_id)
+    # The claim and the replay marker in one round trip: a new transaction costs one.
+    while (found := await state.cache.claim_peek(key, RUNNING, CLAIM_TTL, marker))[0] is not None:
+        if found[0] != RUNNING:
+            return Evaluation.model_validate_json(found[0]), None
         await asyncio.sleep(POLL_SECONDS)
     try:
-        known = await _stored(state, session, txn.transaction_id)
+        known = await _stored(session, txn.transaction_id, evaluated_before=found[1] is not None)
         if known is not None:
             await state.cache.set(key, known.model_dump_json(), ANSWER_TTL)
             return known, None
@@ -80,8 +81,8 @@ async def _once(state: Any, session: AsyncSession, txn: Transaction) -> tuple[Ev
             await state.cache.delete(key)  # free it for the caller's retry
         raise
     state.writer.add(store.row_values(txn, outcome.evaluation))
-    await asyncio.gather(state.cache.set(key, outcome.evaluation.model_dump_json(), ANSWER_TTL),
-                         state.cache.set(_marker(txn.transaction_id), "1", REPLAY_MARKER_TTL))
+    await state.cache.set_many([(key, outcome.evaluation.model_dump_json(), ANSWER_TTL),
+                                (marker, "1", REPLAY_MARKER_TTL)])
     return outcome.evaluation, outcome
 
 
@@ -93,12 +94,12 @@ def _marker(transaction_id: str) -> str:
     return f"fds:evaluated:{transaction_id}"
 
 
-async def _stored(state: Any, session: AsyncSession, transaction_id: str) -> Evaluation | None:
+async def _stored(session: AsyncSession, transaction_id: str, evaluated_before: bool) -> Evaluation | None:
     """The answer in the table for a transaction seen before.
 
     Only a transaction marked as evaluated (cache, one day) costs a database read; the unique key
     keeps a duplicate out of the table even when the marker is gone."""
-    if await state.cache.get(_marker(transaction_id)) is None:
+    if not evaluated_before:
         return None
     row = await store.find(session, transaction_id)
     return store.to_evaluation(row) if row is not None else None
