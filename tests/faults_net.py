@@ -7,7 +7,11 @@
         pg.cut_on(b"INSERT INTO ecommerce_payments")   # cut the moment a client sends this
         await pg.black_hole()   # connections accepted (and live ones kept open), nothing answered
         pg.black_hole_on(b"UPDATE ecommerce_orders")    # go silent the moment a client sends this
+        pg.reset_after_reply_to(b"COMMIT")   # the server does it; its reply is lost with the connection
 
+``reset_after_reply_to`` is the other half of an outage: the statement reaches the server and is
+done there (the reply proves it), then that one connection is reset before the reply reaches the
+client, which cannot tell a commit that happened from one that did not. The proxy stays up.
 ``cut_on`` makes a mid-request outage land at a chosen point of a flow, deterministically: the
 proxy sees the bytes a client sends (SQL text travels in clear in the PostgreSQL protocol, as do
 Redis commands) and cuts before forwarding the matching chunk, so the server never sees it.
@@ -46,6 +50,7 @@ class TcpProxy:
         self._links: set[asyncio.StreamWriter] = set()
         self._trigger: bytes | None = None
         self._trigger_silent = False
+        self._trigger_after_reply = False
         self.silent = False  # black hole: accept, forward nothing
         self.tripped = asyncio.Event()
 
@@ -87,12 +92,18 @@ class TcpProxy:
     def cut_on(self, pattern: bytes) -> None:
         """Cut everything when a client next sends ``pattern`` (that chunk is not forwarded)."""
         self.tripped.clear()
-        self._trigger, self._trigger_silent = pattern, False
+        self._trigger, self._trigger_silent, self._trigger_after_reply = pattern, False, False
+
+    def reset_after_reply_to(self, pattern: bytes) -> None:
+        """Forward the chunk holding ``pattern``; when the server answers it, reset that connection
+        (both sides) instead of forwarding the answer. Other connections are left alone."""
+        self.tripped.clear()
+        self._trigger, self._trigger_silent, self._trigger_after_reply = pattern, False, True
 
     def black_hole_on(self, pattern: bytes) -> None:
         """Go silent (``black_hole``) when a client next sends ``pattern`` (that chunk is swallowed)."""
         self.tripped.clear()
-        self._trigger, self._trigger_silent = pattern, True
+        self._trigger, self._trigger_silent, self._trigger_after_reply = pattern, True, False
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         if self._server is None:  # accepted in the instant of a cut
@@ -113,16 +124,29 @@ class TcpProxy:
             return
         self.connections += 1
         self._links.update((client_w, server_w))
-        await asyncio.gather(self._pipe(client_r, server_w, upstream=True), self._pipe(server_r, client_w))
+        link = {"awaiting_reply": False}  # this connection's statement was sent; its reply is dropped
+        await asyncio.gather(self._pipe(client_r, server_w, link, upstream=True),
+                             self._pipe(server_r, client_w, link, peer=server_w))
         for writer in (client_w, server_w):
             self._links.discard(writer)
             writer.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: dict[str, bool],
+                    upstream: bool = False, peer: asyncio.StreamWriter | None = None) -> None:
         tail = b""
         with contextlib.suppress(ConnectionError, OSError):
             while chunk := await reader.read(65536):
-                if upstream and self._trigger is not None and self._trigger in tail + chunk:
+                if not upstream and link["awaiting_reply"]:  # the server is done: the client never hears
+                    self.tripped.set()
+                    for end in (writer, peer):
+                        if end is not None:
+                            end.transport.abort()
+                    return
+                if upstream and self._trigger is not None and self._trigger_after_reply:
+                    if self._trigger in chunk:  # the whole statement is forwarded, so in one chunk
+                        self._trigger = None
+                        link["awaiting_reply"] = True
+                elif upstream and self._trigger is not None and self._trigger in tail + chunk:
                     self._trigger = None
                     self.tripped.set()
                     if self._trigger_silent:

@@ -4,6 +4,7 @@ ownership, and compare-and-set transitions so two racing requests cannot both mo
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any, cast
 
 from fastapi import HTTPException, status
 from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -21,6 +22,7 @@ from services.common.security import Principal
 from .models import CartItem, Order, OrderItem, Payment, Product, User
 from .schemas import CheckoutIn, FdsOut, OrderItemOut, OrderOut, PaymentOut
 
+log = logging.getLogger("services.ecommerce.orders")
 # The "unset" marker for ``move``: None is a real value of next_action.
 ANY: Any = object()
 # The tables under the models, for the Core statements of the checkout path.
@@ -81,8 +83,24 @@ async def create_from_cart(session: AsyncSession, user: User, key: str | None, b
     for line in lines:
         await _take_stock(session, line.id, line.quantity)
     await session.execute(delete(CART_ITEMS).where(CART_ITEMS.c.user_id == user_id))
-    await session.commit()
+    try:
+        await session.commit()
+    except (DBAPIError, OSError, TimeoutError):
+        if not await _committed(session, values["id"]):
+            raise
+        log.warning("the connection went with the order's commit, which had happened: the checkout goes on")
     return Order(**values, items=[OrderItem(**item) for item in items], payment=None), True
+
+
+async def _committed(session: AsyncSession, order_id: str) -> bool:
+    """Whether a commit whose answer was lost (the connection reset after the database did it)
+    happened: asked again on a fresh connection. Without this the order would exist uncounted and
+    unanswered, and the shopper's retry would find it as an old one."""
+    try:
+        await session.rollback()
+        return await session.scalar(select(ORDERS.c.id).where(ORDERS.c.id == order_id)) is not None
+    except (DBAPIError, OSError, TimeoutError):
+        return False  # the database is still away: the 503 stands, the reconciler settles it
 
 
 def _new_order(user: User, key: str | None, body: CheckoutIn, ip: str, total: int) -> dict[str, Any]:

@@ -108,3 +108,24 @@ async def test_an_order_waiting_for_a_verification_past_the_bound_goes_to_staff_
             after = (await client.get(f"/v1/orders/{order['order_id']}", headers=auth)).json()
     assert settled == {order["order_id"]: "review"}
     assert (after["status"], after["next_action"]) == ("pending", "review")
+
+
+@POSTGRES_ONLY
+async def test_a_checkout_whose_commit_answer_is_lost_goes_on_and_is_counted_once(backend: Backend,
+                                                                                   tmp_path: Path) -> None:
+    """The connection resets after PostgreSQL committed the order but before the shop heard it
+    (a ``pg_terminate_backend`` at the wrong moment): the order exists, so the checkout goes on,
+    and the orders counter equals the orders in the database (the soak found one short per such cut)."""
+    async with postgres_proxy(backend) as (pg, through), shop_and_fds(backend, through, tmp_path) as (client, app, _):
+        auth = await shopper(client)
+        await fill_cart(client, auth, (3, 1))
+        pg.reset_after_reply_to(b"COMMIT")
+        answer = await client.post("/v1/orders", json=checkout_body(),
+                                   headers={**auth, "Idempotency-Key": f"l-{uuid.uuid4().hex[:8]}"})
+        assert pg.tripped.is_set(), "no commit answer was lost"
+        async with app.state.db.sessions() as session:
+            rows = await session.scalar(select(func.count()).select_from(Order))
+        created = sum(s.value for s in samples(app.state.telemetry, "ecommerce_orders")
+                      if s.name.endswith("_total") and s.labels.get("status") == "pending")
+    assert answer.status_code == 201, answer.text
+    assert rows == 1 and created == 1
