@@ -101,6 +101,12 @@ def render(given: Inputs, plans: list[dict[str, Any]]) -> str:
                      f"{given.spans_per_checkout[s]:5.1f}   series cap per pod "
                      f"{series_cap(s, given.cardinality_limit):6d}")
     lines.append(f"  metric_cardinality_limit {given.cardinality_limit}; planned utilisation {UTILISATION:.0%}")
+    lines.append("ASSUMPTIONS (not measured here: no collector or VictoriaMetrics cluster runs on this machine):")
+    lines.append(f"  gateway {GATEWAY_SPANS_PER_CORE:,} spans/s per core, sampling tier {SAMPLING_SPANS_PER_CORE:,}, "
+                 f"{BYTES_PER_SPAN_IN_MEMORY} B per held span; Prometheus head {PROMETHEUS_BYTES_PER_HEAD_SERIES} B "
+                 f"per series; vmstorage {VMSTORAGE_BYTES_PER_ACTIVE_SERIES} B RAM per active series, "
+                 f"{VM_BYTES_PER_SAMPLE_ON_DISK:g} B per stored sample; vminsert {VMINSERT_SAMPLES_PER_CORE:,} "
+                 "samples/s per core")
     head = "| | " + " | ".join(f"{p['tps']:g} tps" for p in plans) + " |"
     lines += ["", head, "|---|" + "---|" * len(plans)]
 

@@ -305,7 +305,9 @@ def accuracy_section(acc: dict[str, Any]) -> str:
     m, model = acc["metrics"], acc["model"]
     views = list(m["views"])
     rows = [(figure, *(_ci(m["views"][v][figure]) for v in views)) for figure in ("precision", "recall")]
-    rows.append(("F1", *(f"{m['views'][v]['f1']:.3f}" for v in views)))
+    rows.append(("F1", *(f"{m['views'][v]['f1']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}] (bootstrap)"
+                                                         if (ci := m["views"][v].get("f1_ci95")) else "")
+                         for v in views)))
     rows += [(f"recall {name}", *(_ci(m["views"][v]["pattern_recall"][name]) for v in views))
              for name in m["views"][views[0]]["pattern_recall"]]
     confusion = [(d, c.get("fraud", 0), c.get("legit", 0)) for d, c in m["confusion"].items()]

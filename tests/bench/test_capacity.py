@@ -42,3 +42,27 @@ def test_the_series_cap_counts_histogram_buckets() -> None:
                   for s in specs)
     assert capacity.series_cap("ml", limit) == by_hand
     assert capacity.series_cap("ml", 10) < capacity.series_cap("ml", limit)
+
+
+def test_the_plan_in_docs_scaling_is_what_the_script_prints_for_the_committed_figures() -> None:
+    """docs/scaling.md's table is bench.capacity's output on bench/results, not a copy that drifts
+    when the bench figures or the catalog change."""
+    given = capacity.inputs(RESULTS)
+    printed = capacity.render(given, [capacity.plan(t, given) for t in (1000.0, 10000.0)])
+    table = [line for line in printed.splitlines() if line.startswith("|")]
+    docs = (ROOT / "docs" / "scaling.md").read_text().splitlines()
+    start = docs.index(table[0])
+    assert docs[start:start + len(table)] == table
+    assert "ASSUMPTIONS" in printed
+
+
+def test_the_production_overlay_floors_are_the_plan_for_1000_tps() -> None:
+    import yaml
+
+    given = capacity.inputs(RESULTS)
+    plan = capacity.plan(1000, given)
+    overlay = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "overlays" / "production" / "kustomization.yaml")
+                             .read_text())
+    counts = {r["name"]: r["count"] for r in overlay["replicas"]}
+    assert {s: counts[s] for s in capacity.SERVICES} == plan["replicas"]
+    assert (counts["otel-gateway"], counts["otel-sampling"]) == (plan["gateway"], plan["sampling"])

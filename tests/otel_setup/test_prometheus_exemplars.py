@@ -25,12 +25,16 @@ def test_prometheus_exemplars_equal_exported_trace_ids(tmp_path):
             httpx.post(f"{app}/v1/fds/evaluate", params={"slow_cti_ms": 120 if i % 3 == 0 else 0})
         deadline = time.monotonic() + 30
         found: list[dict] = []
-        while time.monotonic() < deadline and not found:
+        http: list[dict] = []
+        while time.monotonic() < deadline:
             found = _exemplars(prom, "fds_cti_engine_duration_seconds_bucket")
+            http = _exemplars(prom, "fds_http_request_duration_seconds_bucket")
+            if found and http:
+                break
             time.sleep(0.5)
-        http = _exemplars(prom, "fds_http_request_duration_seconds_bucket")
 
     assert found, "Prometheus stored no exemplars for the CTI engine histogram"
+    assert http, "Prometheus stored no exemplars for the HTTP latency histogram"
     spans = {(r["trace_id"], r["span_id"]): r for r in iter_records(store)}
     for exemplar in found + http:
         key = (exemplar["labels"]["trace_id"], exemplar["labels"]["span_id"])

@@ -189,6 +189,8 @@ def test_one_checkout_is_one_trace_across_ecommerce_and_fds_with_three_engine_sp
                     any(s["name"] == "POST /v1/orders" for s in spans):
                 break
         time.sleep(0.3)
+    else:
+        raise AssertionError(f"no whole checkout trace with the three engine spans in 15 s: {spans}")
     by_id = {s["span_id"]: s for s in spans}
     services = {s["service"] for s in spans}
     assert {"ecommerce", "fds"} <= services, services

@@ -228,6 +228,8 @@ async def _rows(dsn: str, transaction_id: str, orders: set[str]) -> tuple[int, i
             if evaluations:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the evaluation of {transaction_id} was not written within 5 s")
         order_id = next(iter(orders))
         made = await conn.fetchval("SELECT count(*) FROM ecommerce_orders WHERE idempotency_key = 'same-key-1'")
         paid = await conn.fetchval("SELECT count(*) FROM ecommerce_payments WHERE order_id = $1", order_id)
@@ -277,3 +279,17 @@ def test_failed_logins_are_limited_across_workers(shop: tuple[Stack, str, str]) 
     codes = [r.status_code for r in _parallel(wrong)]
     # 10 a minute per account (SHOPFDS_LOGIN_ATTEMPTS_PER_MINUTE): per process, 2 workers would verify up to 20
     assert codes.count(401) == 10 and codes.count(429) == 2, codes
+
+
+def test_report_from_prometheus_counts_what_the_client_counted(shop: tuple[Stack, str, str],
+                                                               counted: dict[str, Any]) -> None:
+    """With Prometheus the report's totals are ``increase()`` over the window, summed over every
+    worker: the clients' counts, within what ``increase()``'s extrapolation to the window's edges
+    adds (the series start inside the window, so well under one scrape's worth)."""
+    stack, prom, _ = shop
+    figures = collect(stack.metrics, prom, "10m", probe_seconds=0)
+    assert figures.source == "prometheus"
+    assert figures.fds_evaluations is not None
+    assert abs(figures.fds_evaluations - counted["evaluations"]) <= max(1.0, 0.02 * counted["evaluations"]), \
+        (figures.fds_evaluations, counted["evaluations"])
+    assert abs(sum(figures.decisions.values()) - counted["evaluations"]) <= max(1.0, 0.02 * counted["evaluations"])
