@@ -164,8 +164,11 @@ class MemoryCache:
     async def batch(self, ops: Sequence[Op]) -> list[Any]:
         return [await _apply(self, op) for op in ops]
 
-    async def close(self) -> None:
+    def clear(self) -> None:
         self._values.clear()
+
+    async def close(self) -> None:
+        self.clear()
 
 
 class RedisCache:
@@ -309,12 +312,18 @@ class FallbackCache:
     async def _call(self, name: str, *args: Any) -> Any:
         if self._down_until <= time.monotonic():
             try:
-                return await getattr(self.primary, name)(*args)
+                result = await getattr(self.primary, name)(*args)
             except Exception as exc:  # any Redis failure degrades to memory, never to a 500
                 if self._down_until == 0.0 or self._down_until < time.monotonic():
                     log.warning("redis unavailable (%s); using the in-process cache for %.0fs",
                                 type(exc).__name__, self.retry_after)
                 self._down_until = time.monotonic() + self.retry_after
+            else:
+                if self._down_until:  # Redis is back: what the outage wrote in memory is stale now
+                    self._down_until = 0.0
+                    self.memory.clear()
+                    log.warning("redis available again; the in-process fallback is emptied")
+                return result
         return await getattr(self.memory, name)(*args)
 
     async def get(self, key: str) -> str | None:

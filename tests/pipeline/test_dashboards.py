@@ -175,8 +175,7 @@ def test_thresholds_sit_at_the_alert_values(series: str, value: float) -> None:
 
 def _alert_exprs() -> list[str]:
     files = sorted((ROOT / "prometheus" / "rules").glob("*.y*ml"))
-    if not files:
-        pytest.skip("prometheus/rules/ not written yet")
+    assert files, "no rule files in prometheus/rules/"
     exprs = []
     for path in files:
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
@@ -349,8 +348,7 @@ def _query(prom: str, expr: str, **params: Any) -> Any:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stack, float]]:
     missing = [name for name in SERVICES if not (ROOT / "services" / name / "main.py").exists()]
-    if missing:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"services not written yet: {missing}")
+    assert not missing, f"services without a main.py: {missing}"
     workdir = tmp_path_factory.mktemp("dashboards-live")
     # The risky burst scores 90-100: with "blocked" at 100 it is held for review instead, so that
     # the review -> label -> precision path runs too. Sentry's address refuses connections (no

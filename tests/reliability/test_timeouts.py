@@ -127,3 +127,22 @@ async def test_a_silent_redis_falls_back_in_process_within_the_bound(backend: Ba
         await cache.close()
     assert hits == 1 and got is None  # answered by the in-process store, which starts empty
     assert backend_during == "memory-fallback"
+
+
+@POSTGRES_ONLY
+async def test_what_an_outage_wrote_in_process_is_dropped_when_redis_is_back(backend: Backend) -> None:
+    """The in-process fallback holds only the outage's writes: once Redis answers again it is
+    emptied, so it neither grows across outages nor answers a later outage with stale entries."""
+    real = urlsplit(REDIS_URL)
+    prefix = f"{backend.overrides['cache_prefix']}back:"
+    async with TcpProxy(real.hostname or "127.0.0.1", real.port or 6379) as proxy:
+        url = real._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        cache = FallbackCache(RedisCache(url, prefix, timeout=BOUND, connect_timeout=BOUND), retry_after=0.2)
+        await proxy.cut()
+        await cache.set("during", "outage", 3600)
+        assert cache.backend == "memory-fallback" and await cache.memory.get("during") == "outage"
+        await proxy.restore()
+        await asyncio.sleep(0.3)  # past retry_after: the next call tries Redis again
+        assert await cache.get("during") is None  # Redis never saw it
+        assert cache.backend == "redis" and await cache.memory.get("during") is None
+        await cache.close()
