@@ -46,7 +46,7 @@ lint: $(STAMP)
 
 # Each bench prints its tables and leaves its figures in $(RESULTS); BENCHMARKS.md is written from them.
 RESULTS ?= bench/results
-# The shop under load on PostgreSQL + Redis with faults cycling, 20 minutes (not in CI): bench/soak.py.
+# The shop under load on PostgreSQL + Redis with faults cycling, 20 minutes (CI runs a 2-minute version): bench/soak.py.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --json $(RESULTS)/soak.json
 

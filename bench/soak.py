@@ -18,7 +18,8 @@ prints, and checks:
 - each service's RSS within 10 % of its value after the warm-up;
 - no 5xx outside the fault windows (each window counts until 5 s after it ends).
 
-It exits 1 when a check fails. Not run by CI (it is long); ``make soak``.
+It exits 1 when a check fails. ``make soak`` runs it for 20 minutes; CI runs a 2-minute version
+(``tests/reliability/test_soak_short.py``).
 """
 
 from __future__ import annotations
