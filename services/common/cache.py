@@ -11,9 +11,9 @@ paths on the embedded default and on Redis:
 - ``remember(key, member)``: add to a set and say whether the member was new (known devices);
 - ``recent(key, members, window_s)``: mark members as seen now and count those seen within the
   last ``window_s`` seconds (active users, one count for every process);
-- ``claim(key, value, ttl)``: set ``key`` unless it exists, atomically, else return what it holds
-  (one evaluation per transaction across the FDS's processes); ``claim_peek`` also reads another
-  key in the same round trip, and ``set_many`` writes several keys in one.
+- ``claim_peek(key, value, ttl, peek)``: set ``key`` unless it exists, atomically, else return what
+  it holds (one evaluation per transaction across the FDS's processes), and read ``peek`` in the
+  same round trip; ``set_many`` writes several keys in one.
 
 ``batch(ops)`` runs several ``HitWindow`` / ``Observe`` / ``Remember`` operations at once: on
 Redis one pipeline, one round trip (the FDS's aggregates step is one call, not seven).
@@ -68,7 +68,6 @@ class Cache(Protocol):
     async def hit_window(self, key: str, window_s: float) -> int: ...
     async def observe(self, key: str, value: float, ttl: float) -> tuple[int, float]: ...
     async def remember(self, key: str, member: str, ttl: float) -> bool: ...
-    async def claim(self, key: str, value: str, ttl: float) -> str | None: ...
     async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]: ...
     async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None: ...
     async def recent(self, key: str, members: Sequence[str], window_s: float) -> int: ...
@@ -137,15 +136,12 @@ class MemoryCache:
         self._put(key, members, ttl)
         return new
 
-    async def claim(self, key: str, value: str, ttl: float) -> str | None:
-        held = self._get(key)
-        if isinstance(held, str):
-            return held
-        self._put(key, value, ttl)
-        return None
-
     async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
-        return await self.claim(key, value, ttl), await self.get(peek)
+        held = self._get(key)
+        if not isinstance(held, str):
+            self._put(key, value, ttl)
+            held = None
+        return held, await self.get(peek)
 
     async def set_many(self, items: Sequence[tuple[str, str, float]]) -> None:
         for key, value, ttl in items:
@@ -237,13 +233,9 @@ class RedisCache:
         replies = await pipe.execute()
         return int(replies[-2])
 
-    async def claim(self, key: str, value: str, ttl: float) -> str | None:
-        # SET NX GET (Redis >= 7.0): nil when this call set it, else the value already there.
-        held = await self.client.set(self._k(key), value, nx=True, px=max(1, int(ttl * 1000)), get=True)
-        return None if held is None else str(held)
-
     async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
-        # One round trip (no MULTI: the claim is atomic by itself, the peek a plain read).
+        # SET NX GET (Redis >= 7.0): nil when this call set it, else the value already there; the
+        # peek in the same round trip (no MULTI: the claim is atomic by itself, the peek a plain read).
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self._k(key), value, nx=True, px=max(1, int(ttl * 1000)), get=True)
         pipe.get(self._k(peek))
@@ -345,10 +337,6 @@ class FallbackCache:
 
     async def remember(self, key: str, member: str, ttl: float) -> bool:
         return bool(await self._call("remember", key, member, ttl))
-
-    async def claim(self, key: str, value: str, ttl: float) -> str | None:
-        result: str | None = await self._call("claim", key, value, ttl)
-        return result
 
     async def claim_peek(self, key: str, value: str, ttl: float, peek: str) -> tuple[str | None, str | None]:
         result: tuple[str | None, str | None] = await self._call("claim_peek", key, value, ttl, peek)
