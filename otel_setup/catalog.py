@@ -222,6 +222,10 @@ class Attr:
     FDS_RISK_LEVEL = "fds.risk_level"
     FDS_DECISION = "fds.decision"
     FDS_DEGRADED = "fds.degraded"
+    FDS_REPLAYED = "fds.replayed"  # a retry answered with the first answer
+    FDS_DURATION_MS = "fds.duration_ms"
+    FDS_SLA_VIOLATION = "fds.sla_violation"
+    FDS_AGGREGATES_STATUS = "fds.aggregates.status"
     SENTRY_OP = "sentry.op"
     # Stable HTTP and database semantic conventions (the constants of
     # ``opentelemetry-semantic-conventions``): otel_setup's server span (http_span.py) sets the

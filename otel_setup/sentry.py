@@ -197,7 +197,7 @@ def capture_fds_performance_issue(duration_ms: float, threshold_ms: float = 100.
     """An evaluation over its SLA, as a warning grouped by slowest engine."""
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attribute("fds.sla_violation", True)
+        span.set_attribute(Attr.FDS_SLA_VIOLATION, True)
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("component", "fds")
         scope.set_tag("fds.engine", engine or "unknown")

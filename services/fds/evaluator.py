@@ -78,7 +78,7 @@ class Evaluator:
             try:
                 ctx = await asyncio.wait_for(collect, self.settings.aggregates_timeout_seconds)
             except TimeoutError:
-                span.set_attribute("fds.aggregates.status", "timeout")
+                span.set_attribute(Attr.FDS_AGGREGATES_STATUS, "timeout")
                 return context.bare_context(txn), "aggregates_timeout"
             except Exception as exc:  # a cache failure must not fail the evaluation
                 otel_setup.capture_fds_exception(exc, transaction_id=txn.transaction_id, engine="aggregates")
@@ -86,7 +86,7 @@ class Evaluator:
             if self.cache.backend == "memory-fallback":
                 # Redis is down: velocity and history come from this process's store alone,
                 # which started empty and sees only this replica's traffic.
-                span.set_attribute("fds.aggregates.status", "fallback")
+                span.set_attribute(Attr.FDS_AGGREGATES_STATUS, "fallback")
                 return ctx, "aggregates_fallback"
             return ctx, None
 

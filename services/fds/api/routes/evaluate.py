@@ -106,7 +106,7 @@ async def _stored(session: AsyncSession, transaction_id: str, evaluated_before: 
 
 
 def _replayed(span: trace.Span, ev: Evaluation) -> Evaluation:
-    span.set_attribute("fds.replayed", True)
+    span.set_attribute(Attr.FDS_REPLAYED, True)
     return _annotate(span, ev)
 
 
@@ -116,6 +116,6 @@ def _annotate(span: trace.Span, ev: Evaluation) -> Evaluation:
         Attr.FDS_RISK_LEVEL: ev.risk_level,
         Attr.FDS_DECISION: ev.decision,
         Attr.FDS_DEGRADED: ev.degraded,
-        "fds.duration_ms": ev.duration_ms,
+        Attr.FDS_DURATION_MS: ev.duration_ms,
     })
     return ev
