@@ -51,11 +51,12 @@ def test_performance_issue_is_a_warning_and_info_events_are_dropped(make_telemet
     with Receiver() as rx:
         make_telemetry("fds", sentry_dsn=f"http://k@127.0.0.1:{rx.port}/1")
         sentry_sdk.capture_message("routine info", level="info")
-        otel_setup.capture_fds_performance_issue(125.5, 100.0, transaction_id="txn-2", engine="cti")
+        event_id = otel_setup.capture_fds_performance_issue(125.5, 100.0, transaction_id="txn-2", engine="cti")
         events = _events(rx, 1)
-    assert [e["level"] for e in events] == ["warning"]
+    assert [(e["event_id"], e["level"]) for e in events] == [(event_id, "warning")]
     assert events[0]["fingerprint"] == ["fds-sla-violation", "cti"]
-    assert "125.5 ms" in events[0]["message"] or "125.5 ms" in str(events[0].get("logentry"))
+    assert events[0]["message"] == "FDS evaluation 125.5 ms over 100 ms SLA (engine cti)"
+    assert events[0]["contexts"]["fds_performance"] == {"duration_ms": 125.5, "threshold_ms": 100.0, "engine": "cti"}
 
 
 def test_start_transaction_is_an_otel_span_with_the_sentry_op(make_telemetry):
