@@ -3,9 +3,9 @@
 Figures come from Prometheus (PromQL over the ``--since`` window) when it is given and
 reachable, else from each service's ``/metrics`` (cumulative since start; the header says so).
 
-    from shopfds.report import collect, run_report
+    from shopfds.report import collect, run_report, sla_ok
     figures = collect({"fds": "http://127.0.0.1:8001"}, "http://127.0.0.1:9090", "5m")
-    figures.fds_p95, figures.sla_ok, figures.exemplars[0].link
+    figures.fds_p95, sla_ok(figures), figures.exemplars[0].link
 
 Exit code of :func:`run_report`: 0 when the SLAs hold (FDS P95, API P95, error rate; a figure
 without data does not fail), 1 when one is broken, 2 when no service or Prometheus target answered.
@@ -24,9 +24,10 @@ from .figures import ExemplarLink, Figures, parse_since
 from .html import render_html, write_html
 from .prom import PrometheusSource, reachable
 from .sources import ScrapeSource
-from .targets import Check, Verdict
+from .targets import Check, Verdict, checks, sla_ok
 
-__all__ = ["Check", "ExemplarLink", "Figures", "Verdict", "collect", "parse_since", "render_html", "run_report"]
+__all__ = ["Check", "ExemplarLink", "Figures", "Verdict", "checks", "collect", "parse_since", "render_html",
+           "run_report", "sla_ok"]
 
 
 def collect(urls: dict[str, str], prometheus: str | None, since: str, *, sentry_dsn: str | None = None,
@@ -79,4 +80,4 @@ def run_report(urls: dict[str, str], prometheus: str | None, since: str, html: P
     if not any(figures.targets.values()):
         console.print("[red]no service answered: nothing to report[/]")
         return 2
-    return 0 if figures.sla_ok else 1
+    return 0 if sla_ok(figures) else 1

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .targets import Check, Verdict, checks
-
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -77,12 +75,3 @@ class Figures:
     exemplars: list[ExemplarLink] = field(default_factory=list)
     # FDS latency over time: (unix time, {"P50": s, "P95": s, "P99": s}); None without Prometheus
     latency_series: list[tuple[float, dict[str, float]]] | None = None
-
-    @property
-    def checks(self) -> list[Check]:
-        return checks(self)
-
-    @property
-    def sla_ok(self) -> bool:
-        """No SLA check failed (a check without data does not fail)."""
-        return all(c.verdict is not Verdict.FAIL for c in self.checks if c.sla)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from .figures import Figures
-from .targets import TPS_CAPACITY, Check, Verdict
+from .targets import TPS_CAPACITY, Check, Verdict, checks
 
 
 @dataclass
@@ -37,7 +37,7 @@ def _target(check: Check) -> str:
 
 def headline(f: Figures) -> tuple[bool, str]:
     """(SLAs hold, one line saying which SLA checks pass, fail or have no data)."""
-    sla = [c for c in f.checks if c.sla]
+    sla = [c for c in checks(f) if c.sla]
     failed = [c.name for c in sla if c.verdict is Verdict.FAIL]
     missing = [c.name for c in sla if c.verdict is Verdict.NO_DATA]
     text = f"SLAs broken: {', '.join(failed)}" if failed else "SLAs hold"
@@ -56,7 +56,7 @@ def header(f: Figures) -> list[str]:
 
 def checks_table(f: Figures) -> TableData:
     table = TableData("Service levels and targets", ["figure", "value", "target", "verdict"])
-    for c in f.checks:
+    for c in checks(f):
         value = fmt(c.value, c.unit) + (f" (n {fmt(c.n, 'n')})" if c.min_n and c.value is not None else "")
         table.rows.append([c.name + (" (SLA)" if c.sla else ""), value, _target(c), c.verdict.value])
     return table

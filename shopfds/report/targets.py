@@ -69,3 +69,8 @@ def checks(f: Figures) -> list[Check]:
                      min_n=MIN_LABELS))
     out.append(Check("recall", f.recall, RECALL_TARGET, "", higher_is_better=True, n=f.recall_n, min_n=MIN_LABELS))
     return out
+
+
+def sla_ok(f: Figures) -> bool:
+    """No SLA check failed (a check without data does not fail)."""
+    return all(c.verdict is not Verdict.FAIL for c in checks(f) if c.sla)

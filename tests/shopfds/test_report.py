@@ -18,7 +18,7 @@ from rich.console import Console
 
 from otel_setup.trace_store import find_trace
 from shopfds.histogram import histograms
-from shopfds.report import Verdict, collect, parse_since, render_html, run_report
+from shopfds.report import Verdict, checks, collect, parse_since, render_html, run_report, sla_ok
 from shopfds.report.links import sentry_trace_url, slowest_engine
 from shopfds.report.svg import bar_chart, line_chart, nice_ticks, scale
 from tests.procs import prometheus, uvicorn_app
@@ -145,11 +145,11 @@ def test_scraped_figures_match_histogram_math(apps: Apps) -> None:
     assert (f.precision_n, f.recall_n) == (10, 10)  # 8 TP + 2 FP, 8 TP + 2 FN: too few for a verdict
     assert f.requests == 12 and f.error_share == pytest.approx(1 / 12) and f.cache_hit_ratio == 0.75
     assert f.tps is None  # no probe: no time base for rates
-    verdicts = {c.name: c.verdict for c in f.checks}
+    verdicts = {c.name: c.verdict for c in checks(f)}
     assert verdicts["FDS P95"] is Verdict.FAIL and verdicts["rule engine P95"] is Verdict.PASS
     assert verdicts["cti engine P95"] is Verdict.FAIL and verdicts["cache hit ratio"] is Verdict.FAIL
     assert verdicts["precision"] is Verdict.TOO_FEW and verdicts["recall"] is Verdict.TOO_FEW
-    assert not f.sla_ok
+    assert not sla_ok(f)
     top = f.exemplars[0]
     assert top.seconds == pytest.approx(0.15) and top.trace_id in apps.slow_traces
     assert top.link == f"shopfds trace {top.trace_id}" and top.in_store is True
@@ -173,10 +173,10 @@ def test_console_report_and_exit_code(apps: Apps, tmp_path: Path) -> None:
 def test_quality_verdicts_need_enough_labels(apps: Apps) -> None:
     # From the counters: 40 TP, 12 FP, 3 FN -> precision 0.769 on 52 labels (FAIL), recall 0.930 on 43.
     httpx.post(f"{apps.urls['fds']}/outcomes", params={"tp": 40, "fp": 12, "fn": 3}).raise_for_status()
-    counted = {c.name: c for c in collect(apps.urls, None, "5m", probe_seconds=0).checks}
+    counted = {c.name: c for c in checks(collect(apps.urls, None, "5m", probe_seconds=0))}
     # The FDS's gauges and their label counts (from its database) take precedence over counters.
     httpx.post(f"{apps.urls['fds']}/quality", params={"tp": 20, "fp": 2, "fn": 1}).raise_for_status()
-    gauged = {c.name: c for c in collect(apps.urls, None, "5m", probe_seconds=0).checks}
+    gauged = {c.name: c for c in checks(collect(apps.urls, None, "5m", probe_seconds=0))}
     assert (counted["precision"].value, counted["precision"].n) == (pytest.approx(40 / 52), 52)
     assert counted["precision"].verdict is Verdict.FAIL
     assert (counted["recall"].value, counted["recall"].n, counted["recall"].verdict) == (
