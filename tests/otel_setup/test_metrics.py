@@ -6,11 +6,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
+from prometheus_client.parser import text_string_to_metric_families
 
 import otel_setup
-from otel_setup import catalog
 from otel_setup.exposition import render
 from tests.conftest import samples, scrape
+from tests.otel_setup.test_catalog_spec import spec_metrics
 
 
 def _app():
@@ -156,28 +157,31 @@ def test_helpers_are_noops_before_configure(make_telemetry):
     assert {key: value for key, value in recorded.items() if value != 0} == {}
 
 
-def test_every_catalog_name_comes_out_exactly(make_telemetry):
-    telemetry, _ = make_telemetry("fds")
-    for spec in catalog.FDS:
-        instrument = telemetry.instruments[spec.name]
-        labels = {name: "x" for name in spec.labels}
-        if spec.kind is catalog.Kind.HISTOGRAM:
-            instrument.record(0.01, labels)
-        elif spec.kind is catalog.Kind.GAUGE:
-            instrument.set(0.5, labels)
-        elif spec.name.endswith("_http_requests_in_progress"):
-            telemetry.in_progress["GET"] = 1  # observed at collect time
-        elif spec.labels:
-            instrument.add(1, labels)
+@pytest.mark.parametrize("service", ["ecommerce", "fds"])
+def test_every_spec_name_comes_out_exactly_with_its_spec_type(make_telemetry, service):
+    """SPEC.md's metrics of a service, recorded through its Telemetry's instruments, come out of
+    the text exposition under the SPEC's name with the SPEC's type (no unit suffix or _total added)."""
+    spec = {name: entry for name, entry in spec_metrics().items() if name.startswith(f"{service}_")}
+    telemetry, _ = make_telemetry(service)
+    for name, (_, labels) in spec.items():
+        instrument = telemetry.instruments[name]
+        attributes = {label: "x" for label in labels}
+        if hasattr(instrument, "record"):
+            instrument.record(0.01, attributes)
+        elif hasattr(instrument, "set"):
+            instrument.set(0.5, attributes)
+        elif hasattr(instrument, "add"):
+            instrument.add(1, attributes)
+        elif name.endswith("_http_requests_in_progress"):
+            telemetry.in_progress["GET"] = 1  # observed at collect time, like fds_evaluations_in_progress
     body = render(telemetry.registry, "text/plain")[0].decode()
     types = {line.split()[2]: line.split()[3] for line in body.splitlines() if line.startswith("# TYPE")}
-    for spec in catalog.FDS:
-        family = spec.name  # the text format keeps _total on the family name
-        expected = {"counter": "counter", "updown": "gauge", "gauge": "gauge",
-                    "histogram": "histogram"}[spec.kind.value]
-        assert types.get(family) == expected, spec.name
-        sample = spec.name if spec.kind is not catalog.Kind.HISTOGRAM else f"{spec.name}_count"
-        assert f"\n{sample}" in body or body.startswith(sample), sample
+    sample_names = {s.name for family in text_string_to_metric_families(body) for s in family.samples}
+    spec_type = {"counter": "counter", "histogram": "histogram", "gauge": "gauge",
+                 "summary-style quantiles": "gauge"}
+    for name, (kind, _) in spec.items():
+        assert types.get(name) == spec_type[kind], name  # the text format keeps _total on the family name
+        assert (f"{name}_count" if kind == "histogram" else name) in sample_names, name
 
 
 def test_cardinality_is_capped_per_metric(make_telemetry):
