@@ -15,13 +15,17 @@ _LINE = re.compile(r"^- (`[a-z0-9_]+`(?:, `[a-z0-9_]+`)*) "
                    r"(counter|histogram|gauge|summary-style quantiles)[^{]*(\{[^}]*\})?")
 
 
-def spec_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
+def spec_text() -> str:
+    """SPEC.md, the contract the catalog, dashboards and alerts are held to (beside the repository)."""
     if not SPEC.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{SPEC} missing")
         pytest.skip("SPEC.md not beside the repository")
-    text = SPEC.read_text()
-    section = text.split("## Metric catalog", 1)[1].split("\n## ", 1)[0]
+    return SPEC.read_text()
+
+
+def spec_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
+    section = spec_text().split("## Metric catalog", 1)[1].split("\n## ", 1)[0]
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
     for line in section.splitlines():
         match = _LINE.match(line)
