@@ -15,3 +15,32 @@ def documented_variables(section: str) -> set[str]:
         if line.startswith("|") and len(cells) > 2:
             names.update(_NAME.findall(cells[1]))
     return names
+
+
+def variable_rows(section: str) -> list[tuple[set[str], list[str]]]:
+    """The rows of the tables of ``section`` whose header's first cell is ``variable``: per row, the
+    variables spelt whole in its first cell and its other cells (stripped)."""
+    rows: list[tuple[set[str], list[str]]] = []
+    in_table = False
+    for line in section.splitlines():
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells[0] == "variable":
+            in_table = True
+        elif in_table and not set(cells[0]) <= {"-", ":"}:
+            rows.append((set(_NAME.findall(cells[0])), cells[1:]))
+    return rows
+
+
+def environment_names(settings_class: type) -> dict[str, set[str]]:
+    """Per field of a pydantic-settings class, the environment variables it declares: its
+    upper-case aliases, else the class's prefix and the field's name."""
+    prefix = settings_class.model_config.get("env_prefix", "")  # type: ignore[attr-defined]
+    names = {}
+    for field, info in settings_class.model_fields.items():  # type: ignore[attr-defined]
+        choices = getattr(info.validation_alias, "choices", None) or []
+        aliases = {a for a in choices if isinstance(a, str) and a.isupper()}
+        names[field] = aliases or {f"{prefix}{field}".upper()}
+    return names

@@ -6,7 +6,7 @@ from opentelemetry.sdk.trace.sampling import Decision
 from otel_setup.sampling import EngineRecordingSampler, base_sampler
 from otel_setup.settings import TelemetrySettings, load_settings
 
-from ..readme import documented_variables
+from ..readme import environment_names, variable_rows
 
 
 def test_defaults_are_the_embedded_development_setup():
@@ -80,18 +80,27 @@ def test_dropped_engine_spans_are_recorded_not_sampled():
     assert _sample(sampler, "POST /v1/fds/evaluate") is Decision.DROP
 
 
-def test_every_setting_is_documented_in_the_readme():
+# Documented in the README's telemetry table and read by the OpenTelemetry SDK itself: no setting of ours.
+READ_BY_THE_SDK = {"OTEL_RESOURCE_ATTRIBUTES"}
+
+
+def test_the_readme_documents_exactly_the_telemetry_variables():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = documented_variables(readme.split("### Telemetry", 1)[1].split("\n### ", 1)[0])
-    missing = []
-    for name, field in TelemetrySettings.model_fields.items():
-        aliases = getattr(field.validation_alias, "choices", None) or []
-        env_names = [a for a in aliases if a != name] or [f"SHOPFDS_{name.upper()}"]
-        if not documented.intersection(env_names):
-            missing.append(name)
-    assert not missing
+    rows = variable_rows(readme.split("### Telemetry", 1)[1].split("\n### ", 1)[0])
+    documented = {name for names, _ in rows for name in names}
+    declared = {name for names in environment_names(TelemetrySettings).values() for name in names}
+    assert (sorted(declared - documented), sorted(documented - declared)) == ([], sorted(READ_BY_THE_SDK))
+
+
+@pytest.mark.xfail(strict=True, reason="TelemetrySettings lists each field's own name among its aliases, and "
+                   "pydantic-settings reads an alias as a variable: OTLP_ENDPOINT, SERVICE_VERSION, ... are read")
+def test_a_field_name_is_not_read_as_a_variable(monkeypatch):
+    monkeypatch.setenv("OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("SERVICE_VERSION", "9.9.9")
+    s = load_settings()
+    assert (s.otlp_endpoint, s.service_version == "9.9.9") == (None, False)
 
 
 @pytest.mark.parametrize("field,bad,variable,expected", [
