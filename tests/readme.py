@@ -7,30 +7,20 @@ import re
 _NAME = re.compile(r"`([A-Z][A-Z0-9_]*)`")
 
 
-def documented_variables(section: str) -> set[str]:
-    """Every variable spelt whole, in backticks, in the first cell of a table row of ``section``."""
-    names: set[str] = set()
-    for line in section.splitlines():
-        cells = line.split("|")
-        if line.startswith("|") and len(cells) > 2:
-            names.update(_NAME.findall(cells[1]))
-    return names
-
-
-def variable_rows(section: str) -> list[tuple[set[str], list[str]]]:
+def variable_rows(section: str) -> list[tuple[set[str], dict[str, str]]]:
     """The rows of the tables of ``section`` whose header's first cell is ``variable``: per row, the
-    variables spelt whole in its first cell and its other cells (stripped)."""
-    rows: list[tuple[set[str], list[str]]] = []
-    in_table = False
+    variables spelt whole in its first cell and its other cells by their column's header."""
+    rows: list[tuple[set[str], dict[str, str]]] = []
+    header: list[str] | None = None
     for line in section.splitlines():
         if not line.startswith("|"):
-            in_table = False
+            header = None
             continue
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if cells[0] == "variable":
-            in_table = True
-        elif in_table and not set(cells[0]) <= {"-", ":"}:
-            rows.append((set(_NAME.findall(cells[0])), cells[1:]))
+            header = cells
+        elif header is not None and not set(cells[0]) <= {"-", ":"}:
+            rows.append((set(_NAME.findall(cells[0])), dict(zip(header[1:], cells[1:], strict=True))))
     return rows
 
 
