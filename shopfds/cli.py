@@ -5,6 +5,7 @@
     shopfds report --since 5m --html report.html
     shopfds trace TRACE_ID      span waterfall and log lines of one trace
     shopfds down                stop what `up` started
+    shopfds rules --out DIR     the alert rules with runbook links under $SHOPFDS_RUNBOOK_BASE_URL
     shopfds demo                all of the above in one go, leaving nothing running
 """
 
@@ -140,6 +141,23 @@ def demo(duration: float = typer.Option(60.0, min=5, max=1800, help="Seconds of 
             raise _fail(str(exc), 2) from exc
     raise typer.Exit(run_demo(duration, tps, None if fault == "none" else fault, workdir, console,
                               seed_ports=not free_ports, workers=workers))
+
+
+@app.command()
+def rules(out: Path = typer.Option(..., help="Directory to write the rule files to."),
+          base_url: str | None = typer.Option(
+              None, "--runbook-base-url",
+              help="Base URL of docs/ in the runbook links (default: $SHOPFDS_RUNBOOK_BASE_URL, "
+                   "else the repository's docs on GitHub).")) -> None:
+    """Write prometheus/rules with the runbook links under another base URL (mount them instead)."""
+    from .rules import render_rules, runbook_base_url
+
+    try:
+        base = runbook_base_url(base_url)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    for path in render_rules(out, base):
+        console.print(f"{path}  (runbooks under {base})")
 
 
 def _parse_fault(text: str) -> Fault:

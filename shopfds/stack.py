@@ -30,6 +30,7 @@ import yaml
 
 from . import workers as procs_workers
 from .procs import ROOT, free_port, prometheus_binary, stop, uvicorn_app, wait_http, wait_scraped
+from .rules import DEFAULT_RUNBOOK_BASE_URL, rule_files, runbook_base_url
 from .workers import Worker
 
 SERVICES = ("ml", "fds", "ecommerce", "admin")
@@ -133,14 +134,14 @@ def metrics_token(env: dict[str, str] | None = None) -> str | None:
 
 
 def prometheus_config(urls: dict[str, str], workdir: Path, interval: str = "5s", token: str | None = None,
-                      targets: dict[str, Path] | None = None) -> Path:
+                      targets: dict[str, Path] | None = None, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL) -> Path:
     """``prometheus/prometheus.local.yml`` (same jobs and rules) reading the file_sd ``targets`` of
     each job (by default one per service, at ``urls``), sending ``token`` as the bearer token of
-    every scrape when the services require one."""
+    every scrape when the services require one; the rules' runbook links under ``runbook_base``."""
     config: dict[str, Any] = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["global"].pop("scrape_timeout", None)
-    config["rule_files"] = [str(LOCAL_PROMETHEUS.parent / pattern) for pattern in config.get("rule_files", [])]
+    config["rule_files"] = rule_files(workdir, runbook_base)
     config.pop("alerting", None)  # no Alertmanager in the embedded run
     jobs = [job for job in config["scrape_configs"] if job["job_name"] in urls]
     if targets is None:  # one process per service, on its URL
@@ -182,6 +183,10 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
         raise RuntimeError(f"already up (see {state}); run `shopfds down --workdir {workdir}` first")
     procs_workers.check_shared_backends(workers, env or {})
     want_prom = with_prometheus and prometheus_binary() is not None
+    try:
+        runbook_base = runbook_base_url(env=env)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from exc
     ports = dict(SEED_PORTS) if seed_ports else {name: free_port() for name in SERVICES}
     ports_all = {**ports, **({"prometheus": PROMETHEUS_PORT if seed_ports else free_port()} if want_prom else {})}
     taken = [f"{name} :{port}" for name, port in ports_all.items() if port_in_use(port)]
@@ -194,7 +199,7 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
         _start_workers(workdir, ports, workers, shared, stack, lambda _: _write_state(state, stack))
         if want_prom:
             stack.prometheus = _start_prometheus(workdir, stack, interval, ports_all["prometheus"],
-                                                 metrics_token(shared))
+                                                 metrics_token(shared), runbook_base)
             _write_state(state, stack)
     except Exception:
         down(workdir)
@@ -202,11 +207,12 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
     return stack
 
 
-def _start_prometheus(workdir: Path, stack: Stack, interval: str, port: int, token: str | None = None) -> str:
+def _start_prometheus(workdir: Path, stack: Stack, interval: str, port: int, token: str | None = None,
+                      runbook_base: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
     binary = prometheus_binary()
     assert binary is not None
     targets = {name: workdir / "prometheus" / "targets" / f"{name}.json" for name in stack.urls}
-    config = prometheus_config(stack.urls, workdir / "prometheus", interval, token, targets)
+    config = prometheus_config(stack.urls, workdir / "prometheus", interval, token, targets, runbook_base)
     url = f"http://127.0.0.1:{port}"
     proc = _spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prometheus' / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],

@@ -4,8 +4,8 @@ promtool checks both Prometheus configs (it resolves rule_files relative to each
 the rule files, and runs the unit tests in prometheus/tests/ (every alert fires once and stays
 quiet once; key recording rules have hand-computed values). The Python checks cover names:
 every metric an expression reads is in otel_setup/catalog.py, every alert is routed, has a
-runbook section and a test on both sides. A missing promtool/amtool skips locally and fails in
-CI (``make test`` installs both from Debian).
+runbook section (an absolute URL to it) and a test on both sides. A missing promtool/amtool skips
+locally and fails in CI (``make test`` installs both from Debian).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from otel_setup import catalog
+from shopfds.rules import DEFAULT_RUNBOOK_BASE_URL, render_rules
 from shopfds.stack import SEED_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,8 @@ CONFIGS = (PROM / "prometheus.yml", PROM / "prometheus.local.yml")
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
 ALERTMANAGER = ROOT / "alertmanager" / "alertmanager.yml"
-RUNBOOKS = ROOT / "docs" / "runbooks.md"
+DOCS = ROOT / "docs"
+RUNBOOKS = DOCS / "runbooks.md"
 
 
 def tool(name: str) -> str:
@@ -167,15 +170,12 @@ def test_seed_alerts_are_kept_as_written() -> None:
 
 
 def test_every_alert_has_severity_service_and_annotations() -> None:
-    anchors = runbook_anchors()
     for rule in alerts():
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["labels"]["service"], rule["alert"]
         notes = rule["annotations"]
         assert notes["summary"] and notes["description"], rule["alert"]
-        page, _, anchor = notes["runbook_url"].partition("#")
-        assert page == "docs/runbooks.md" and anchor in anchors, (rule["alert"], notes["runbook_url"])
-        assert anchor == slug(rule["alert"]), (rule["alert"], anchor)
+        assert notes["runbook_url"].endswith(f"/docs/runbooks.md#{slug(rule['alert'])}"), rule["alert"]
 
 
 def test_burn_rate_alerts_use_both_windows_and_workbook_factors() -> None:
@@ -213,6 +213,50 @@ def slug(heading: str) -> str:
 def runbook_anchors() -> dict[str, str]:
     sections = re.split(r"^## ", RUNBOOKS.read_text(), flags=re.M)[1:]
     return {slug(section.splitlines()[0]): section for section in sections}
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors of a Markdown page's headings (any level; not the comments in code blocks)."""
+    anchors, fenced = set(), False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"#{1,6} (.+)", line)):
+            anchors.add(slug(heading.group(1)))
+    return anchors
+
+
+def runbook_target(url: str) -> tuple[Path, str]:
+    """(file under docs/, anchor) of a runbook link, asserting it is an absolute http(s) URL."""
+    parts = urlsplit(url)
+    assert parts.scheme in ("http", "https") and parts.netloc, f"not an absolute http(s) URL: {url}"
+    assert url.startswith(DEFAULT_RUNBOOK_BASE_URL), f"{url} is not under {DEFAULT_RUNBOOK_BASE_URL}"
+    page, _, anchor = url.removeprefix(DEFAULT_RUNBOOK_BASE_URL).partition("#")
+    return DOCS / page, anchor
+
+
+def test_every_runbook_url_is_an_absolute_link_to_a_section_in_docs() -> None:
+    for rule in alerts():
+        url = rule["annotations"]["runbook_url"]
+        page, anchor = runbook_target(url)
+        assert page.is_file(), f"{rule['alert']}: {url} names {page.relative_to(ROOT)}, which does not exist"
+        assert anchor in heading_anchors(page), f"{rule['alert']}: {url}: no section #{anchor} in {page.name}"
+
+
+def test_rules_rendered_under_another_base_link_there_and_still_pass_promtool(tmp_path: Path) -> None:
+    base = "https://runbooks.example.com/shopfds/docs/"
+    rendered = render_rules(tmp_path, base)
+    assert [p.name for p in rendered] == [p.name for p in RULE_FILES]
+    run(tool("promtool"), "check", "rules", *map(str, rendered))
+    for ours, theirs in zip(RULE_FILES, rendered, strict=True):
+        original, moved = (yaml.safe_load(p.read_text()) for p in (ours, theirs))
+        for group, moved_group in zip(original["groups"], moved["groups"], strict=True):
+            for rule, moved_rule in zip(group["rules"], moved_group["rules"], strict=True):
+                if "alert" in rule:
+                    url = rule["annotations"].pop("runbook_url")
+                    assert moved_rule["annotations"].pop("runbook_url") == \
+                        base + url.removeprefix(DEFAULT_RUNBOOK_BASE_URL)
+        assert moved == original, theirs.name
 
 
 def test_every_alert_has_a_runbook_section_with_first_checks() -> None:
