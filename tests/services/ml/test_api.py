@@ -206,4 +206,7 @@ async def test_every_ml_metric_is_on_metrics_after_start_and_one_score(backend: 
     assert metrics[f"ml_predictions_total|result={label}"] == 1.0
     assert sum(v for k, v in metrics.items() if k.startswith("ml_predictions_total|")) == 1.0
     assert metrics["ml_prediction_duration_seconds_count"] == 1.0
+    # No server error yet: the known error types are there, at 0, before the first one.
+    assert {k: v for k, v in metrics.items() if k.startswith("ml_errors_total|")} == {
+        "ml_errors_total|error_type=http_500": 0.0, "ml_errors_total|error_type=http_503": 0.0}
     assert metrics["ml_http_requests_total|endpoint=/v1/ml/score|method=POST|status_code=200"] == 1.0
