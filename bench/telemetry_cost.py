@@ -59,6 +59,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from rich.console import Console
 from rich.table import Table
 
+from otel_setup.catalog import Attr, engine_span
 from otel_setup.trace_store import span_to_record
 
 BARE = "bare"
@@ -201,8 +202,9 @@ def ladder_app(store: Path, step: dict[str, Any]) -> Iterator[FastAPI]:
             with tracer.start_as_current_span("fds.aggregates"):
                 pass
             for engine in ("rule", "ml", "cti"):
-                with tracer.start_as_current_span(f"fds.engine.{engine}", attributes={"fds.engine": engine}) as span:
-                    span.set_attribute("fds.engine.score", 12.5)
+                name, attributes = engine_span(engine)
+                with tracer.start_as_current_span(name, attributes=attributes) as span:
+                    span.set_attribute(Attr.FDS_SCORE, 12.5)
         if step.get("log"):
             log.info("evaluated %s", item_id, extra={"decision": "approve"})
         return {"id": item_id, "decision": "approve"}

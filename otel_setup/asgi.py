@@ -16,23 +16,30 @@ in their stable names, without its second routing pass and per-message wrappers)
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
 
 import sentry_sdk
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import http_span
-from .catalog import UNMATCHED_ROUTE
 from .exposition import render
 from .guard import guard, report_failure
-from .metrics import record_http_request
+from .instruments import HttpInstruments
 from .metrics_server import CHALLENGE, authorized
+from .sentry import capture_unhandled
+from .settings import TelemetrySettings
+from .specs import UNMATCHED_ROUTE
 
 # A client may send any token as the method: unknown ones share one label value (the OTel HTTP
 # semantic conventions' "_OTHER"), or each would be a new series and a new in-progress gauge.
@@ -42,43 +49,63 @@ OTHER_METHOD = "_OTHER"
 NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
-def route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not path:
-        return UNMATCHED_ROUTE
-    regex = getattr(route, "path_regex", None)
-    if regex is not None and not regex.match(scope.get("path", "")):
-        return _with_outer_prefix(str(path), scope.get("path", ""))
-    return str(path)
+class RouteTemplates:
+    """The route template of a request as the app's router knows it.
 
+    Starlette puts the matched route in ``scope["route"]``; a route of a router included in
+    another (FastAPI >= 0.16x includes routers lazily) knows only its own prefix. FastAPI's
+    ``iter_route_contexts`` gives every route with its effective path (all the prefixes): that
+    table, rebuilt when the app's routes change, maps the matched route to its full template
+    (the same route included twice is told apart by which full path matches).
+    """
 
-def _with_outer_prefix(template: str, path: str) -> str:
-    """A route of a router nested in a prefixed router knows only its own prefix (FastAPI >= 0.16x
-    includes routers lazily): the outer prefix is the leading segments the template does not
-    cover. Segments that look like ids become ``{param}`` so a label never carries one."""
-    actual = [s for s in path.split("/") if s]
-    own = [s for s in template.split("/") if s]
-    if ":path}" in template or len(own) > len(actual):
-        return template
-    outer = ["{param}" if _id_like(s) else s for s in actual[: len(actual) - len(own)]]
-    return "/" + "/".join(outer + own) if outer else template
+    def __init__(self) -> None:
+        self._app: object = None
+        self._count = -1
+        self._by_route: dict[int, list[tuple[re.Pattern[str], str]]] = {}
 
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        own = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if not own:
+            return UNMATCHED_ROUTE
+        candidates = self._table(scope.get("app")).get(id(route))
+        if not candidates:
+            return str(own)
+        if len(candidates) == 1:
+            return candidates[0][1]
+        path = scope.get("path", "")
+        return next((template for regex, template in candidates if regex.match(path)), str(own))
 
-def _id_like(segment: str) -> bool:
-    # "v1" is a version, "42" or "3f2a9c1e-..." an id.
-    digits = sum(ch.isdigit() for ch in segment)
-    return segment.isdigit() or (len(segment) >= 8 and digits >= 2) or len(segment) > 24
+    def _table(self, app: object) -> dict[int, list[tuple[re.Pattern[str], str]]]:
+        routes = getattr(getattr(app, "router", None), "routes", None)
+        if routes is None:
+            return {}
+        if app is not self._app or len(routes) != self._count:
+            table: dict[int, list[tuple[re.Pattern[str], str]]] = {}
+            for context in iter_route_contexts(routes):
+                template, regex = context.path_format, getattr(context, "path_regex", None)
+                if template and regex is not None:
+                    table.setdefault(id(context.original_route), []).append((regex, template))
+            self._app, self._count, self._by_route = app, len(routes), table
+        return self._by_route
 
 
 class TelemetryMiddleware:
-    def __init__(self, app: ASGIApp, telemetry: Any) -> None:
+    """The server span, the HTTP metrics (into ``http``) and error capture of every request;
+    ``flush(timeout_ms)`` sends what is queued when a server ends the app's lifespan."""
+
+    def __init__(self, app: ASGIApp, *, http: HttpInstruments, tracer: Tracer | None,
+                 excluded_paths: tuple[str, ...], flush: Callable[[int], None], flush_timeout: float) -> None:
         self.app = app
-        self.telemetry = telemetry
-        self.excluded = frozenset(telemetry.settings.excluded_paths)
-        self.in_progress = telemetry.in_progress
-        self.errors = telemetry.http_errors
-        self.tracer = telemetry.tracer if telemetry.enabled else None
+        self.http = http
+        self.excluded = frozenset(excluded_paths)
+        self.in_progress = http.in_progress
+        self.errors = http.errors
+        self.tracer = tracer
+        self.flush = flush
+        self.flush_timeout_ms = int(flush_timeout * 1000)
+        self.route_template = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -120,9 +147,9 @@ class TelemetryMiddleware:
             in_progress[method] -= 1
             route = UNMATCHED_ROUTE
             try:  # not guard(): a generator context manager on every request costs more
-                route = route_template(scope)
+                route = self.route_template(scope)
                 # While the server span is still current: the exemplars point at it.
-                record_http_request(method, route, status, time.perf_counter() - start, telemetry=self.telemetry)
+                self.http.record(method, route, status, time.perf_counter() - start)
                 if status >= 500 and not raised:
                     self.errors.add(1, {"error_type": f"http_{status}"})
             except Exception as exc:
@@ -139,8 +166,7 @@ class TelemetryMiddleware:
         # cleanup done) is the last moment to send what is queued; bounded like a shutdown.
         async def wrapped(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                timeout_ms = int(self.telemetry.settings.shutdown_timeout * 1000)
-                await asyncio.to_thread(self.telemetry.force_flush, timeout_ms)
+                await asyncio.to_thread(self.flush, self.flush_timeout_ms)
             await send(message)
 
         return wrapped
@@ -148,8 +174,6 @@ class TelemetryMiddleware:
     def _on_exception(self, exc: Exception) -> None:
         with guard("error-capture"):
             self.errors.add(1, {"error_type": type(exc).__name__})
-            from .sentry import capture_unhandled
-
             capture_unhandled(exc)
 
 
@@ -170,8 +194,7 @@ def _fresh_isolation_scope() -> Iterator[None]:
         yield
 
 
-def metrics_endpoint(telemetry: Any) -> Any:
-    secret = telemetry.settings.metrics_token
+def metrics_endpoint(registry: CollectorRegistry, secret: SecretStr | None) -> Callable[[Request], Awaitable[Response]]:
     token = secret.get_secret_value() if secret else None
 
     async def metrics(request: Request) -> Response:
@@ -179,22 +202,25 @@ def metrics_endpoint(telemetry: Any) -> Any:
             return Response(b"unauthorized\n", status_code=401, media_type="text/plain",
                             headers={"WWW-Authenticate": CHALLENGE})
         body, content_type = await run_in_threadpool(
-            render, telemetry.registry, request.headers.get("accept")
+            render, registry, request.headers.get("accept")
         )
         return Response(body, media_type=None, headers={"Content-Type": content_type})
 
     return metrics
 
 
-def instrument(app: Any, telemetry: Any) -> None:
-    settings = telemetry.settings
+def instrument(app: FastAPI, *, http: HttpInstruments, tracer: Tracer | None, settings: TelemetrySettings,
+               registry: CollectorRegistry, flush: Callable[[int], None]) -> None:
     if settings.metrics_path and not settings.metrics_port:  # else on its own port (metrics_server)
-        app.add_route(settings.metrics_path, metrics_endpoint(telemetry), include_in_schema=False)
-    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+        app.add_route(settings.metrics_path, metrics_endpoint(registry, settings.metrics_token),
+                      include_in_schema=False)
+    app.add_middleware(TelemetryMiddleware, http=http, tracer=tracer,  # type: ignore[arg-type]
+                       excluded_paths=settings.excluded_paths, flush=flush,
+                       flush_timeout=settings.shutdown_timeout)
     _without_native_telemetry(app)
 
 
-def _without_native_telemetry(app: Any) -> None:
+def _without_native_telemetry(app: FastAPI) -> None:
     """FastAPI >= 0.165 makes its own server span, ``http.server.*`` metrics and a span per
     dependency, endpoint and serialization step from the global providers, which ``configure``
     sets: each request would be traced twice and pay for both. Its public switch is

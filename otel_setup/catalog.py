@@ -8,81 +8,39 @@ twice); counters end in ``_total``; every other unit is empty so the translator 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
-from opentelemetry.semconv.attributes import (
-    client_attributes,
-    db_attributes,
-    error_attributes,
-    http_attributes,
-    network_attributes,
-    server_attributes,
-    url_attributes,
-    user_agent_attributes,
+from .specs import (
+    LATENCY_BUCKETS,
+    SELF,
+    Kind,
+    MetricSpec,
+    SemconvAttr,
+    SpanMetric,
+    http_metrics,
+    metric_prefix,
 )
+from .specs import counter as _c
+from .specs import gauge as _g
+from .specs import histogram as _h
+from .specs import observed as _o
+from .specs import updown as _u
+
+__all__ = ["LATENCY_BUCKETS", "SELF", "Kind", "MetricSpec", "SemconvAttr", "SpanMetric", "http_metrics",
+           "metric_prefix"]
 
 
-class Kind(StrEnum):
-    COUNTER = "counter"
-    UPDOWN = "updown"  # exposed as a Prometheus gauge
-    GAUGE = "gauge"
-    HISTOGRAM = "histogram"
-
-
-# Latency edges: 0.1 s is the FDS SLA, 0.2 s the API target; both must be bucket edges so
-# that "slower than the SLA" is a bucket boundary and exemplars sit on slow buckets.
-LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5)
 # Engine budgets from the seed: rule 30 ms, ML 40 ms, CTI 50 ms.
 ENGINE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
 RISK_SCORE_BUCKETS = tuple(float(x) for x in range(10, 101, 10))
 FDS_SLA_SECONDS = 0.1
+# Seed troubleshooting: an engine slower than its budget is the bottleneck. The FDS's default
+# timeouts (services/fds/settings.py), the report's checks and the dashboards read these.
+ENGINE_BUDGETS_SECONDS = {"rule": 0.030, "ml": 0.040, "cti": 0.050}
+# Alert thresholds (prometheus/rules/alerts.yml) that the dashboards and the report draw too.
+PRECISION_ALERT = 0.8  # "FDS Precision Drop": windowed precision below it for 10 minutes (goal 0.9)
+CACHE_HIT_TARGET = 0.8  # SPEC: ecommerce_cache_hit_ratio target >= 0.8
+SLA_VIOLATIONS_ALERT = 100  # "FDS SLA Violation": increase(fds_sla_violations_total[5m]) above it
 API_P95_TARGET_SECONDS = 0.2
 ENGINES = ("rule", "ml", "cti")
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    kind: Kind
-    description: str
-    labels: tuple[str, ...] = ()
-    unit: str = ""
-    buckets: tuple[float, ...] | None = None
-    # A gauge read at collect time from what the service last computed (``ObservedGauge``): a
-    # series the service clears is absent from the next scrape instead of keeping a stale value.
-    observed: bool = False
-
-
-def _c(name: str, desc: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, Kind.COUNTER, desc, labels)
-
-
-def _h(name: str, desc: str, *labels: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> MetricSpec:
-    unit = "s" if name.endswith("_seconds") else ""
-    return MetricSpec(name, Kind.HISTOGRAM, desc, labels, unit, buckets)
-
-
-def _g(name: str, desc: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, Kind.GAUGE, desc, labels)
-
-
-def _o(name: str, desc: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, Kind.GAUGE, desc, labels, observed=True)
-
-
-def _u(name: str, desc: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, Kind.UPDOWN, desc, labels)
-
-
-def http_metrics(prefix: str) -> tuple[MetricSpec, ...]:
-    """The HTTP metrics every service has, named ``<prefix>_http_*`` (SPEC: ecommerce_http_*)."""
-    return (
-        _c(f"{prefix}_http_requests_total", "HTTP requests by route template", "method", "endpoint", "status_code"),
-        _h(f"{prefix}_http_request_duration_seconds", "HTTP request duration", "method", "endpoint"),
-        _u(f"{prefix}_http_requests_in_progress", "HTTP requests being served", "method"),
-        _c(f"{prefix}_errors_total", "Server errors (5xx and unhandled exceptions)", "error_type"),
-    )
 
 
 ECOMMERCE = http_metrics("ecommerce") + (
@@ -162,17 +120,6 @@ ADMIN = http_metrics("admin") + (
        buckets=(60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)),
 )
 
-# The telemetry layer's own health: what was dropped or failed, so loss is visible.
-SELF = (
-    _c("otel_setup_spans_dropped_total", "Spans dropped before export", "exporter", "reason"),
-    _c("otel_setup_export_failures_total", "Failed export calls", "exporter"),
-    _c("otel_setup_spans_exported_total", "Spans exported", "exporter"),
-    _c("otel_setup_errors_total", "Telemetry hooks that raised and were contained", "component"),
-    # reason: below_warning, scrub_error (before_send); network_error, status_<code>, queue_full,
-    # rate_limited (sentry-sdk's transport, see sentry_transport.py).
-    _c("otel_setup_sentry_events_dropped_total", "Sentry events dropped or lost on the way", "reason"),
-)
-
 # The collector's own telemetry (otelcol-contrib 0.135.0, scraped from :8888, job otel-collector),
 # as Prometheus sees it: mdatagen's otelcol_ prefix, _total on counters (the reader in
 # collector/otelcol-config.yaml sets without_type_suffix: false), no unit suffix ({spans} and
@@ -198,12 +145,6 @@ ALL: dict[str, MetricSpec] = {
 }
 
 
-def metric_prefix(service_name: str) -> str:
-    """``shopfds-ecommerce`` -> ``ecommerce``; any name becomes a valid metric prefix."""
-    name = service_name.lower().removeprefix("shopfds-").removeprefix("shopfds_")
-    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-    return cleaned or "app"
-
 
 def specs_for(service_name: str) -> tuple[MetricSpec, ...]:
     prefix = metric_prefix(service_name)
@@ -213,7 +154,7 @@ def specs_for(service_name: str) -> tuple[MetricSpec, ...]:
 # Span and resource attribute names shared by services, processors and the collector config.
 # ``fds.engine`` is an attribute, so it is not also a namespace: an engine span's own score and
 # run status are ``fds.score`` and ``fds.status`` (OTel attribute naming rules).
-class Attr:
+class Attr(SemconvAttr):
     FDS_ENGINE = "fds.engine"
     FDS_SCORE = "fds.score"
     FDS_STATUS = "fds.status"
@@ -227,30 +168,25 @@ class Attr:
     FDS_SLA_VIOLATION = "fds.sla_violation"
     FDS_AGGREGATES_STATUS = "fds.aggregates.status"
     SENTRY_OP = "sentry.op"
-    # Stable HTTP and database semantic conventions (the constants of
-    # ``opentelemetry-semantic-conventions``): otel_setup's server span (http_span.py) sets the
-    # HTTP ones as the contrib ASGI middleware would, otel_setup.semconv opts the contrib client,
-    # SQL and Redis instrumentations in; the collector's span metrics and `shopfds trace` read them.
-    HTTP_REQUEST_METHOD = http_attributes.HTTP_REQUEST_METHOD
-    HTTP_REQUEST_METHOD_ORIGINAL = http_attributes.HTTP_REQUEST_METHOD_ORIGINAL
-    HTTP_ROUTE = http_attributes.HTTP_ROUTE
-    HTTP_RESPONSE_STATUS_CODE = http_attributes.HTTP_RESPONSE_STATUS_CODE
-    URL_PATH = url_attributes.URL_PATH
-    URL_QUERY = url_attributes.URL_QUERY
-    URL_SCHEME = url_attributes.URL_SCHEME
-    URL_FULL = url_attributes.URL_FULL
-    SERVER_ADDRESS = server_attributes.SERVER_ADDRESS
-    SERVER_PORT = server_attributes.SERVER_PORT
-    CLIENT_ADDRESS = client_attributes.CLIENT_ADDRESS
-    CLIENT_PORT = client_attributes.CLIENT_PORT
-    USER_AGENT_ORIGINAL = user_agent_attributes.USER_AGENT_ORIGINAL
-    NETWORK_PROTOCOL_VERSION = network_attributes.NETWORK_PROTOCOL_VERSION
-    ERROR_TYPE = error_attributes.ERROR_TYPE
-    DB_SYSTEM_NAME = db_attributes.DB_SYSTEM_NAME
-    DB_NAMESPACE = db_attributes.DB_NAMESPACE
-    DB_QUERY_TEXT = db_attributes.DB_QUERY_TEXT
-    OVERFLOW_LABEL = "otel_metric_overflow"
 
 
 ENGINE_SPAN_PREFIX = "fds.engine."
-UNMATCHED_ROUTE = "unmatched"
+# The FDS engine spans feed the per-engine histograms (``SpanMetric``): the evaluator makes
+# them with ``engine_span``, and the sampler and the processor match on the same attribute.
+ENGINE_SPAN_METRIC = SpanMetric(
+    attribute=Attr.FDS_ENGINE,
+    histograms={engine: f"fds_{engine}_engine_duration_seconds" for engine in ENGINES},
+    breakdown="fds_engine_breakdown_seconds",
+    label="engine",
+)
+SPAN_METRICS_BY_SERVICE: dict[str, tuple[SpanMetric, ...]] = {"fds": (ENGINE_SPAN_METRIC,)}
+
+
+def engine_span(engine: str) -> tuple[str, dict[str, str]]:
+    """The name and start attributes of an FDS engine's span: ``fds.engine.<engine>`` with
+    ``fds.engine=<engine>``, the attribute its duration histograms are derived from."""
+    return f"{ENGINE_SPAN_PREFIX}{engine}", {ENGINE_SPAN_METRIC.attribute: engine}
+
+
+def span_metrics_for(service_name: str) -> tuple[SpanMetric, ...]:
+    return SPAN_METRICS_BY_SERVICE.get(metric_prefix(service_name), ())

@@ -8,8 +8,9 @@
 HTTP clients are traced per client (``HTTPXClientInstrumentor.instrument_client``, see
 ``services.common.http``) because that also covers in-process ASGI transports.
 
-The instrumentors are process-wide singletons: a new ``Telemetry`` re-binds them to its own
-tracer provider, and their own metrics go to a no-op meter (the catalog is the metric surface).
+The instrumentors are process-wide singletons: the active ``Telemetry`` binds them to its own
+tracer provider (re-binding any earlier one) and unbinds them at its shutdown; their own
+metrics go to a no-op meter (the catalog is the metric surface).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import TracerProvider
 
 from .guard import guard
-
-_owner: Any = None
 
 
 def _instrumentors() -> list[tuple[Any, dict[str, Any]]]:
@@ -36,16 +36,14 @@ def _instrumentors() -> list[tuple[Any, dict[str, Any]]]:
     return found
 
 
-def instrument(telemetry: Any) -> None:
-    global _owner
+def instrument(tracer_provider: TracerProvider) -> None:
     for instrumentor, options in _instrumentors():
         with guard("instrument"):
             if instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.uninstrument()
-            instrumentor.instrument(tracer_provider=telemetry.tracer_provider,
+            instrumentor.instrument(tracer_provider=tracer_provider,
                                     meter_provider=NoOpMeterProvider(), **options)
     _no_connect_spans()
-    _owner = telemetry
 
 
 def _no_connect_spans() -> None:
@@ -59,12 +57,8 @@ def _no_connect_spans() -> None:
             unwrap(Engine, "connect")
 
 
-def uninstrument(telemetry: Any) -> None:
-    global _owner
-    if _owner is not telemetry:
-        return
+def uninstrument() -> None:
     for instrumentor, _ in _instrumentors():
         with guard("uninstrument"):
             if instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.uninstrument()
-    _owner = None

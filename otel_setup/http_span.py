@@ -27,7 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .catalog import Attr as A
+from .specs import SemconvAttr as A
 
 Scope = MutableMapping[str, Any]
 

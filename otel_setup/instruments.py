@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-from .catalog import Kind, MetricSpec
 from .guard import STATS
+from .specs import Kind, MetricSpec
 
 
 def views(specs: Iterable[MetricSpec], cardinality_limit: int) -> list[View]:
@@ -114,3 +114,24 @@ class Instruments:
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_name
+
+
+class HttpInstruments:
+    """The HTTP metrics of one service (``specs.http_metrics``): what the ASGI middleware and
+    ``record_http_request`` record into, the only writer of these instruments."""
+
+    def __init__(self, instruments: Instruments, prefix: str) -> None:
+        self.requests: Counter = instruments[f"{prefix}_http_requests_total"]
+        self.duration: Histogram = instruments[f"{prefix}_http_request_duration_seconds"]
+        self.errors: Counter = instruments[f"{prefix}_errors_total"]
+        self.in_progress: dict[str, int] = instruments.in_progress.get(f"{prefix}_http_requests_in_progress", {})
+        # Known label values start at 0 (Prometheus practice: rate() and alerts see the series
+        # before the first error rather than an absent metric).
+        for error_type in ("http_500", "http_503"):
+            self.errors.add(0, {"error_type": error_type})
+
+    def record(self, method: str, route: str, status: int, seconds: float | None) -> None:
+        """One request, counted by route template and status, timed when ``seconds`` is given."""
+        self.requests.add(1, {"method": method, "endpoint": route, "status_code": str(status)})
+        if seconds is not None:
+            self.duration.record(seconds, {"method": method, "endpoint": route})

@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
 
 from .guard import guard
 from .scrub import is_sensitive_key, scrub_text, scrub_value
+from .settings import TelemetrySettings
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 # Loggers whose records must not be exported over OTLP: the exporters' own, and ours.
@@ -44,8 +47,20 @@ _NOT_EXPORTED = ("opentelemetry", "otel_setup", "sentry_sdk", "urllib3", "httpx"
 # (otel_setup_spans_dropped_total{reason="queue_full"}); errors of that module still log.
 _QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "urllib3.connectionpool": logging.ERROR,
           "opentelemetry.sdk._shared_internal": logging.ERROR}
-_handlers: list[logging.Handler] = []
-_log_provider: Any = None
+
+
+class _NoHeaderEcho(logging.Filter):
+    """The OTLP exporters re-read ``OTEL_EXPORTER_OTLP_*HEADERS`` themselves and log a malformed
+    entry verbatim, often a token. The settings already reported it, once and without the value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Header format invalid")
+
+
+def mute_header_echo() -> None:
+    logger = logging.getLogger("opentelemetry.util.re")
+    if not any(isinstance(f, _NoHeaderEcho) for f in logger.filters):
+        logger.addFilter(_NoHeaderEcho())
 
 
 class ScrubFilter(logging.Filter):
@@ -120,12 +135,39 @@ class _NotTelemetry(logging.Filter):
         return not record.name.startswith(_NOT_EXPORTED)
 
 
-def setup_logging(telemetry: Any) -> None:
-    """Install the handlers for ``telemetry``'s service (replacing any this module installed)."""
-    teardown_logging()
-    s = telemetry.settings
+class LogSetup:
+    """The handlers installed on the root logger for one service, and the OTLP log provider
+    behind one of them; ``detach`` takes them off again."""
+
+    def __init__(self, handlers: list[logging.Handler], provider: LoggerProvider | None) -> None:
+        self.handlers = handlers
+        self.provider = provider
+
+    def flush(self, timeout_millis: int = 5000) -> None:
+        if self.provider is not None:
+            with guard("log-flush"):
+                self.provider.force_flush(timeout_millis)
+
+    def detach(self) -> LoggerProvider | None:
+        """Remove and close the handlers; returns the OTLP log provider, still to be shut down
+        (its last export may wait on a dead collector: the caller bounds it), or None."""
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+            with guard("log-close"):
+                handler.close()
+        self.handlers = []
+        provider, self.provider = self.provider, None
+        return provider
+
+
+def init_logging(settings: TelemetrySettings, service_name: str, file_stem: str, resource: Resource,
+                 otlp: bool) -> LogSetup:
+    """Install the handlers of one service on the root logger (``otlp``: also export over OTLP)."""
+    setup = LogSetup([], None)
+    s = settings
     if s.log_format == "off":
-        return
+        return setup
     root = logging.getLogger()
     root.setLevel(s.log_level)
     for name, level in _QUIET.items():
@@ -138,59 +180,33 @@ def setup_logging(telemetry: Any) -> None:
     console = s.log_format == "console" or (
         s.log_format == "auto" and s.environment == "development" and sys.stdout.isatty())
     stdout = logging.StreamHandler(sys.stdout)
-    stdout.setFormatter(ConsoleFormatter() if console else JsonFormatter(telemetry.service_name))
-    _handlers.append(stdout)
+    stdout.setFormatter(ConsoleFormatter() if console else JsonFormatter(service_name))
+    setup.handlers.append(stdout)
     with guard("log-file"):
         directory = Path(s.log_directory)
         directory.mkdir(parents=True, exist_ok=True)
-        file = RotatingFileHandler(directory / f"{telemetry.file_stem}.jsonl", maxBytes=16 * 1024 * 1024,
+        file = RotatingFileHandler(directory / f"{file_stem}.jsonl", maxBytes=16 * 1024 * 1024,
                                    backupCount=1, encoding="utf-8")
-        file.setFormatter(JsonFormatter(telemetry.service_name))
-        _handlers.append(file)
-    if telemetry.enabled and s.otlp_endpoint:  # logs go to the general endpoint only (otlp.log_exporter)
+        file.setFormatter(JsonFormatter(service_name))
+        setup.handlers.append(file)
+    if otlp and s.otlp_endpoint:  # logs go to the general endpoint only (otlp.log_exporter)
         with guard("otlp-logs"):
-            _handlers.append(_otlp_handler(telemetry))
-    for handler in _handlers:
+            setup.provider, handler = _otlp_handler(settings, resource)
+            setup.handlers.append(handler)
+    for handler in setup.handlers:
         handler.addFilter(scrub)
         root.addHandler(handler)
+    return setup
 
 
-def _otlp_handler(telemetry: Any) -> logging.Handler:
-    global _log_provider
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+def _otlp_handler(settings: TelemetrySettings, resource: Resource) -> tuple[LoggerProvider, logging.Handler]:
+    from opentelemetry.sdk._logs import LoggingHandler
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     from .otlp import log_exporter
 
-    _log_provider = LoggerProvider(resource=telemetry.resource, shutdown_on_exit=False)
-    _log_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter(telemetry.settings)))
-    handler = LoggingHandler(logger_provider=_log_provider)
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter(settings)))
+    handler = LoggingHandler(logger_provider=provider)
     handler.addFilter(_NotTelemetry())
-    return handler
-
-
-def flush_logs(timeout_millis: int = 5000) -> None:
-    if _log_provider is not None:
-        with guard("log-flush"):
-            _log_provider.force_flush(timeout_millis)
-
-
-def detach_logging() -> Any:
-    """Remove and close our handlers; returns the OTLP log provider, still to be shut down
-    (its last export may wait on a dead collector: the caller bounds it), or None."""
-    global _log_provider
-    root = logging.getLogger()
-    for handler in _handlers:
-        root.removeHandler(handler)
-        with guard("log-close"):
-            handler.close()
-    _handlers.clear()
-    provider, _log_provider = _log_provider, None
-    return provider
-
-
-def teardown_logging() -> None:
-    provider = detach_logging()
-    if provider is not None:
-        with guard("log-shutdown"):
-            provider.shutdown()
+    return provider, handler

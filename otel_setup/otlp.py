@@ -8,7 +8,6 @@ a per-signal endpoint is used as is. Malformed headers are reported once and ign
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -26,19 +25,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .backoff import DownGate
-from .guard import STATS, warn_once
-from .settings import TelemetrySettings, valid_url
-
-
-class _NoHeaderEcho(logging.Filter):
-    """The exporters re-read ``OTEL_EXPORTER_OTLP_*HEADERS`` themselves and log a malformed entry
-    verbatim, often a token. The settings already reported it, once and without the value."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Header format invalid")
-
-
-logging.getLogger("opentelemetry.util.re").addFilter(_NoHeaderEcho())
+from .guard import STATS
+from .settings import TelemetrySettings
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.CUMULATIVE,
@@ -53,8 +41,9 @@ class CountingMetricExporter(MetricExporter):
     a collector that refuses or times out shows on ``/metrics`` instead of only in a log line."""
 
     def __init__(self, inner: MetricExporter, name: str) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
+        # The temporality the inner exporter was built with (``metric_reader``): the reader
+        # asks the outermost exporter.
+        super().__init__(preferred_temporality=_CUMULATIVE)
         self.inner = inner
         self.name = name
         self.gate = DownGate()
@@ -114,16 +103,13 @@ def _settle(gate: DownGate, ok: bool, name: str) -> None:
 
 
 def parse_headers(raw: str | None) -> dict[str, str]:
-    """``k=v,k2=v2`` (values URL-encoded) as in the OTLP exporter spec."""
+    """``k=v,k2=v2`` (values URL-encoded) as in the OTLP exporter spec; the settings have
+    already dropped (and reported) malformed entries."""
     headers: dict[str, str] = {}
     for item in (raw or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():  # not echoed: the entry may be a token
-            warn_once(f"otlp-header-{item}", "ignoring a malformed OTLP header entry (expected k=v)")
-            continue
-        headers[unquote(key.strip()).lower()] = unquote(value.strip())
+        key, _, value = item.partition("=")
+        if key.strip():
+            headers[unquote(key.strip()).lower()] = unquote(value.strip())
     return headers
 
 
@@ -136,11 +122,7 @@ def _endpoint(s: TelemetrySettings, signal: str, protocol: str) -> str | None:
         url = base if protocol == "grpc" else f"{base}/v1/{signal}"
     else:
         return None
-    if not valid_url(url):
-        warn_once(f"otlp-url-{signal}", "malformed OTLP %s endpoint %r; OTLP %s disabled",
-                  signal, url, signal)
-        return None
-    return url
+    return url  # the settings validated the endpoint it is made of
 
 
 def _options(s: TelemetrySettings, signal: str) -> tuple[str, str | None, dict[str, str]]:

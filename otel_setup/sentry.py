@@ -1,4 +1,4 @@
-"""Sentry for errors, linked to OTel traces; the seed's Sentry helpers.
+"""Sentry for errors, linked to OTel traces; the generic Sentry helpers.
 
 Design (each point is a pitfall met in sentry-sdk):
 
@@ -23,17 +23,13 @@ Design (each point is a pitfall met in sentry-sdk):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sentry_sdk
 from opentelemetry import trace
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import StatusCode
 from sentry_sdk.utils import BadDsn
 
-from . import telemetry as _telemetry
-from .catalog import Attr
 from .guard import STATS, report_failure, warn_once
 from .scrub import EventScrubber, scrub_mapping
 from .sentry_transport import CountingTransport
@@ -75,28 +71,22 @@ def sentry_otlp_endpoint(dsn: str) -> tuple[str, dict[str, str]]:
     return auth.get_api_url(EndpointType.OTLP_TRACES), {"x-sentry-auth": auth.to_header()}
 
 
-def init_sentry(dsn: str | None = None, environment: str | None = None,
-                enable_tracing: bool = True, traces_sample_rate: float | None = None, *,
-                release: str | None = None, telemetry: Any = None) -> bool:
-    """Start sentry-sdk for errors; with ``enable_tracing``, sampled traces go to Sentry too.
+def start(dsn: str, environment: str | None = None, release: str | None = None, *,
+          exit_flush: bool = True) -> bool:
+    """Start sentry-sdk for errors, linked to the active OTel trace (see the module's design).
 
-    ``traces_sample_rate`` (seed: 1.0 in development, 0.1 in production), when given, sets the
-    root sampling ratio of the OTel sampler, which decides what Sentry receives.
-    Returns False (and does nothing) without a DSN or if the DSN is invalid.
+    ``exit_flush=False``: the caller closes Sentry within its own shutdown deadline
+    (``Telemetry.shutdown``), so sentry-sdk's atexit hook, which would first wait its own 2 s on
+    a dead Sentry, is off. Returns False (and does nothing) if the DSN is invalid.
     """
-    if not dsn:
-        return False
     from sentry_sdk.integrations.atexit import AtexitIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
     from sentry_sdk.integrations.otlp import OTLPIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
 
-    active = telemetry or _telemetry.current()
     disabled: list[Any] = [StarletteIntegration(), FastApiIntegration()]
-    if active is not None:
-        # Telemetry.shutdown closes Sentry within its own deadline, beside the OTel exporters;
-        # sentry-sdk's atexit hook would first wait its own 2 s on a dead Sentry.
+    if not exit_flush:
         disabled.append(AtexitIntegration())
     try:
         sentry_sdk.init(
@@ -127,23 +117,10 @@ def init_sentry(dsn: str | None = None, environment: str | None = None,
         return False
     ignore_logger("otel_setup")
     ignore_logger("uvicorn.access")
-    if active is not None:
-        if traces_sample_rate is not None:
-            from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
-
-            active.sampler.inner = ParentBasedTraceIdRatio(traces_sample_rate)
-        forwarded = active.settings.otlp_enabled and active.settings.sentry_traces_via_collector
-        if enable_tracing and active.settings.sentry_traces and not forwarded:
-            from .otlp import http_span_exporter
-
-            url, headers = sentry_otlp_endpoint(dsn)
-            active.add_span_exporter(
-                "sentry", http_span_exporter(url, headers, active.settings.otlp_timeout_s)
-            )
     return True
 
 
-def _mark_span(exc: BaseException, event_id: str | None) -> None:
+def mark_span(exc: BaseException, event_id: str | None) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.record_exception(exc)
@@ -171,63 +148,11 @@ def capture_exception_with_context(exc: BaseException, **context: Any) -> str | 
                 scope.set_tag(key, str(context[key]))
         scope.set_context("details", scrub_mapping(context))
         event_id = sentry_sdk.capture_exception(exc)
-    _mark_span(exc, event_id)
+    mark_span(exc, event_id)
     return event_id
-
-
-def capture_fds_exception(exc: BaseException, transaction_id: str | None = None,
-                          risk_score: float | None = None, engine: str | None = None) -> str | None:
-    """An FDS failure, grouped by engine and exception type."""
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("component", "fds")
-        scope.set_tag("fds.engine", engine or "unknown")
-        if transaction_id:
-            scope.set_tag("transaction_id", str(transaction_id))
-        scope.set_context("fds", {"transaction_id": transaction_id, "risk_score": risk_score,
-                                  "engine": engine})
-        scope.fingerprint = ["fds-exception", engine or "unknown", type(exc).__name__]
-        event_id = sentry_sdk.capture_exception(exc)
-    _mark_span(exc, event_id)
-    return event_id
-
-
-def capture_fds_performance_issue(duration_ms: float, threshold_ms: float = 100.0,
-                                  transaction_id: str | None = None,
-                                  engine: str | None = None) -> str | None:
-    """An evaluation over its SLA, as a warning grouped by slowest engine."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_attribute(Attr.FDS_SLA_VIOLATION, True)
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("component", "fds")
-        scope.set_tag("fds.engine", engine or "unknown")
-        if transaction_id:
-            scope.set_tag("transaction_id", str(transaction_id))
-        scope.set_context("fds_performance", {"duration_ms": duration_ms,
-                                              "threshold_ms": threshold_ms, "engine": engine})
-        scope.fingerprint = ["fds-sla-violation", engine or "unknown"]
-        return sentry_sdk.capture_message(
-            f"FDS evaluation {duration_ms:.1f} ms over {threshold_ms:.0f} ms SLA (engine {engine})",
-            level="warning",
-        )
 
 
 def add_breadcrumb(message: str, category: str = "default", level: str = "info",
                    data: dict[str, Any] | None = None) -> None:
     if sentry_sdk.get_client().is_active():  # without a DSN a breadcrumb is pure cost on the request path
         sentry_sdk.add_breadcrumb(message=message, category=category, level=level, data=data or {})
-
-
-def add_fds_breadcrumb(message: str, engine: str, risk_score: float | None = None,
-                       decision: str | None = None) -> None:
-    add_breadcrumb(message, category=f"fds.{engine}", level="info",
-                   data={"engine": engine, "risk_score": risk_score, "decision": decision})
-
-
-@contextmanager
-def start_transaction(name: str, op: str = "function") -> Iterator[Span]:
-    """A unit of work as an OTel span (Sentry reads ``sentry.op`` from OTLP spans)."""
-    active = _telemetry.current()
-    tracer = active.tracer if active is not None else trace.get_tracer("otel_setup")
-    with tracer.start_as_current_span(name, attributes={Attr.SENTRY_OP: op}) as span:
-        yield span

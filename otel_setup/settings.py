@@ -82,7 +82,7 @@ class TelemetrySettings(BaseSettings):
     traces_sampler: str | None = Field(
         None, validation_alias=_alias("traces_sampler", "OTEL_TRACES_SAMPLER")
     )
-    traces_sampler_arg: str | None = Field(
+    traces_sampler_arg: float | None = Field(
         None, validation_alias=_alias("traces_sampler_arg", "OTEL_TRACES_SAMPLER_ARG")
     )
     exemplar_filter: str = Field(
@@ -216,11 +216,29 @@ class TelemetrySettings(BaseSettings):
     @field_validator("traces_sampler")
     @classmethod
     def _known_sampler(cls, value: str | None) -> str | None:
-        if value is not None and value.strip().lower() not in SAMPLERS:
+        if value is None or not value.strip():
+            return None
+        name = value.strip().lower()
+        if name not in SAMPLERS:
             _warn_once("traces_sampler", value, "unknown OTEL_TRACES_SAMPLER %r, using the environment default",
                        value[:40])
             return None
-        return value
+        return name
+
+    @field_validator("traces_sampler_arg", mode="before")
+    @classmethod
+    def _ratio(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        try:
+            ratio = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            _warn_once("traces_sampler_arg", str(value), "invalid OTEL_TRACES_SAMPLER_ARG %r (expected 0.0-1.0), "
+                       "using the sampler's default ratio", str(value)[:40])
+            return None
+        return ratio
 
     @field_validator("sentry_dsn")
     @classmethod

@@ -1,8 +1,8 @@
 """Span processors and exporter wrappers.
 
-- :class:`EngineMetricsProcessor` derives ``fds_<engine>_engine_duration_seconds`` and
-  ``fds_engine_breakdown_seconds{engine}`` from every span carrying ``fds.engine``, with an
-  exemplar pointing at that span, so services only create spans (what the collector's
+- :class:`SpanMetricsProcessor` derives duration histograms from the spans carrying an
+  attribute (``specs.SpanMetric``; the FDS engines' ``fds_<engine>_engine_duration_seconds``),
+  with an exemplar pointing at that span, so services only create spans (what the collector's
   spanmetrics connector would do, done in-process so the embedded default has it too).
 - :class:`ScrubbingExporter` masks PII in attributes, events (exception messages and stack
   traces) and status descriptions before any exporter sees a span. Query texts (``db.statement``,
@@ -26,41 +26,46 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import NonRecordingSpan, Status
 
 from .backoff import DownGate
-from .catalog import ENGINES, Attr
 from .guard import STATS, report_failure
 from .scrub import scrub_mapping, scrub_text
+from .specs import SpanMetric
 
 
-class EngineMetricsProcessor(SpanProcessor):
-    def __init__(self, per_engine: dict[str, Histogram], breakdown: Histogram) -> None:
-        self._per_engine = per_engine
+class SpanMetricsProcessor(SpanProcessor):
+    """Records the duration of every span carrying ``rule.attribute`` into that value's
+    histogram and the breakdown histogram (``specs.SpanMetric``)."""
+
+    def __init__(self, rule: SpanMetric, histograms: dict[str, Histogram], breakdown: Histogram) -> None:
+        self._attribute = rule.attribute
+        self._other = rule.other
+        self._histograms = histograms
         self._breakdown = breakdown
-        self._labels = {engine: {"engine": engine} for engine in (*ENGINES, "other")}
+        self._labels = {value: {rule.label: value} for value in (*histograms, rule.other)}
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Runs for every span of the process: the common case (no engine) leaves at once, and a
-        # try block replaces guard(), whose generator context manager cost more than the check.
+        # Runs for every span of the process: the common case (no such attribute) leaves at
+        # once, and a try block replaces guard(), whose generator context manager costs more.
         attributes = span.attributes
-        engine = attributes.get(Attr.FDS_ENGINE) if attributes else None
-        if engine is None:
+        value = attributes.get(self._attribute) if attributes else None
+        if value is None:
             return
         try:
             span_context = span.get_span_context()
             if span_context is None or span.start_time is None or span.end_time is None:
                 return
-            engine = str(engine) if str(engine) in ENGINES else "other"
+            key = str(value) if str(value) in self._histograms else self._other
             seconds = (span.end_time - span.start_time) / 1e9
             # The exemplar must point at this span, not at whatever is current on this thread.
             ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
-            histogram = self._per_engine.get(engine)
+            histogram = self._histograms.get(key)
             if histogram is not None:
                 histogram.record(seconds, context=ctx)
-            self._breakdown.record(seconds, self._labels[engine], context=ctx)
+            self._breakdown.record(seconds, self._labels[key], context=ctx)
         except Exception as exc:
-            report_failure("engine-metrics", exc)
+            report_failure("span-metrics", exc)
 
     def shutdown(self) -> None:
         return None

@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 import otel_setup
-from otel_setup.catalog import Attr
+from otel_setup.catalog import Attr, engine_span
 from services.common.cache import Cache
 
 from . import aggregator, context
@@ -92,7 +92,8 @@ class Evaluator:
 
     async def _run(self, engine: Engine, ctx: context.Context) -> EngineRun:
         name = engine.name
-        with self.tracer.start_as_current_span(f"fds.engine.{name}", attributes={"fds.engine": name}) as span:
+        span_name, attributes = engine_span(name)
+        with self.tracer.start_as_current_span(span_name, attributes=attributes) as span:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(engine.evaluate(ctx), self.budgets.get(name, 0.05))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from otel_setup.catalog import ENGINE_BUDGETS_SECONDS, FDS_SLA_SECONDS
 from services.common.settings import ServiceSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -13,12 +14,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 class Settings(ServiceSettings):
     # Engine budgets (seed troubleshooting: rule > 30 ms, ML > 40 ms, CTI > 50 ms are bottlenecks).
-    rule_timeout_seconds: float = Field(0.030, gt=0, description="Rule engine budget.")
-    ml_timeout_seconds: float = Field(0.040, gt=0, description="ML engine budget.")
-    cti_timeout_seconds: float = Field(0.050, gt=0, description="CTI engine budget.")
+    rule_timeout_seconds: float = Field(ENGINE_BUDGETS_SECONDS["rule"], gt=0, description="Rule engine budget.")
+    ml_timeout_seconds: float = Field(ENGINE_BUDGETS_SECONDS["ml"], gt=0, description="ML engine budget.")
+    cti_timeout_seconds: float = Field(ENGINE_BUDGETS_SECONDS["cti"], gt=0, description="CTI engine budget.")
     aggregates_timeout_seconds: float = Field(
         0.030, gt=0, description="Budget of the velocity/history step; on timeout engines see no history.")
-    sla_seconds: float = Field(0.1, gt=0, description="Evaluations slower than this are SLA violations.")
+    sla_seconds: float = Field(FDS_SLA_SECONDS, gt=0, description="Evaluations slower than this are SLA violations.")
 
     # Aggregation: weighted noisy-OR of the engine scores (see aggregator.py).
     rule_weight: float = Field(1.0, gt=0, le=1)

@@ -10,16 +10,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from otel_setup.catalog import API_P95_TARGET_SECONDS, FDS_SLA_SECONDS
+from otel_setup.catalog import (
+    API_P95_TARGET_SECONDS,
+    CACHE_HIT_TARGET,
+    ENGINE_BUDGETS_SECONDS,
+    FDS_SLA_SECONDS,
+    PRECISION_ALERT,
+)
 
 if TYPE_CHECKING:
     from .figures import Figures
 
-ENGINE_BUDGETS = {"rule": 0.030, "ml": 0.040, "cti": 0.050}  # seed troubleshooting: bottleneck above
+ENGINE_BUDGETS = ENGINE_BUDGETS_SECONDS
 ERROR_SHARE_TARGET = 0.001  # error rate < 0.1 %
 ERRORS_PER_S_ALERT = 10.0  # "High Error Rate": rate(ecommerce_errors_total[5m]) > 10
-CACHE_HIT_TARGET = 0.8
-PRECISION_ALERT = 0.8  # "FDS Precision Drop" fires below 0.8 (goal 0.9)
 RECALL_TARGET = 0.9  # share of the labeled fraud the FDS flags (step-up counted)
 MIN_LABELS = 30  # below this many labels a precision or recall is "too few labels", not PASS/FAIL
 TPS_CAPACITY = 1000.0  # a capacity target: shown, not checked (the load decides the TPS)

@@ -3,7 +3,8 @@ import logging
 import pytest
 from opentelemetry.sdk.trace.sampling import Decision
 
-from otel_setup.sampling import EngineRecordingSampler, base_sampler
+from otel_setup.catalog import engine_span
+from otel_setup.sampling import RecordingSampler, base_sampler
 from otel_setup.settings import TelemetrySettings, load_settings
 
 from ..readme import environment_names, variable_rows
@@ -47,8 +48,8 @@ def test_bad_values_warn_and_fall_back_field_by_field(monkeypatch, caplog):
     assert len(invalid) == 1 and "['environment']" in invalid[0]
 
 
-def _sample(sampler, name="GET /x"):
-    return sampler.should_sample(None, 0x1234 << 64, name).decision
+def _sample(sampler, name="GET /x", attributes=None):
+    return sampler.should_sample(None, 0x1234 << 64, name, attributes=attributes).decision
 
 
 def test_development_samples_everything_production_a_tenth():
@@ -75,8 +76,9 @@ def test_bad_sampler_settings_fall_back(name, arg):
 
 
 def test_dropped_engine_spans_are_recorded_not_sampled():
-    sampler = EngineRecordingSampler(base_sampler(TelemetrySettings(traces_sampler="always_off")))
-    assert _sample(sampler, "fds.engine.ml") is Decision.RECORD_ONLY
+    name, attributes = engine_span("ml")
+    sampler = RecordingSampler(base_sampler(TelemetrySettings(traces_sampler="always_off")), frozenset(attributes))
+    assert _sample(sampler, name, attributes) is Decision.RECORD_ONLY
     assert _sample(sampler, "POST /v1/fds/evaluate") is Decision.DROP
 
 
