@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.checkout import bucket_index, summarize_profile
 from bench.report import render
 from shopfds.procs import prometheus_binary
@@ -19,6 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
+    scraped = prometheus_binary() is not None  # the bench reads its Prometheus P95s only with one
+    if not scraped and os.environ.get("CI"):
+        pytest.fail("prometheus is not installed (make test installs it with apt-get)")
     out = tmp_path / "checkout.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.checkout", "--rates", "4", "--duration", "1.5", "--rounds", "2",
@@ -39,7 +44,7 @@ def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
             # every checkout reached the FDS, telemetry or not: its rows say so
             assert run["fds_ms"]["n"] == run["order_ms"]["n"] and set(run["engines_p95_ms"]) == {"rule", "ml", "cti"}
             assert run["cpu_ms_per_checkout"]["ecommerce"] > 0 and run["cpu_ms_per_checkout"]["fds"] > 0
-        if run["mode"] == "telemetry" and prometheus_binary():
+        if run["mode"] == "telemetry" and scraped:
             assert run["prometheus_p95_ms"]["order"] > 0 and run["prometheus_p95_ms"]["fds"] > 0
     row = result["paired"][0]
     assert row["offered_tps"] == 4 and row["throughput_ratio"] > 0
