@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from otel_setup.settings import TelemetrySettings
 from services.common import http
 from services.common.app import create_service_app
+from services.common.cache import Cache
+from services.common.db import Database
 
 from . import rulebook
 from .api import ROUTERS
@@ -21,6 +23,7 @@ from .engines.breaker import CircuitBreaker
 from .engines.cti import CtiEngine, IpReputation
 from .engines.ml import MlEngine, ModelSource
 from .engines.rule import RuleEngine
+from .evaluation import EvaluationService
 from .evaluator import Evaluator
 from .metrics import FdsMetrics
 from .models import Base
@@ -48,22 +51,20 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
                                            app.state.faults, settings.cti_slow_fault_share)]
         app.state.model_source = source
         app.state.ip_reputation = reputation
-        app.state.evaluator = Evaluator(settings, app.state.cache, app.state.telemetry.tracer, engines)
-        app.state.fds_metrics = FdsMetrics(app.state.telemetry.instruments, settings.latency_window,
-                                           settings.sla_seconds, settings.quality_window_seconds)
-        app.state.writer = EvaluationWriter(
-            app.state.db, settings.write_interval_seconds, settings.write_batch, settings.write_max_pending,
-            retry_max=settings.write_retry_max_seconds,
-            dropped=app.state.telemetry.instruments["fds_evaluation_writes_dropped_total"])
-        await _restore_quality(app)
-        app.state.fds_metrics.start_quality_refresh(app.state.db.sessions, settings.quality_refresh_seconds)
-        await _warm_cache(app)
-        app.state.writer.start()
+        service = _evaluation_service(settings, app, engines)
+        # The routes reach the service through api/deps.py; the writer is on app.state too, for
+        # callers outside a request (tests flush it before reading the table).
+        app.state.evaluation, app.state.writer = service, service.writer
+        metrics, writer, db = service.metrics, service.writer, service.writer.db
+        await _restore_quality(metrics, db)
+        metrics.start_quality_refresh(db.sessions, settings.quality_refresh_seconds)
+        await _warm_cache(service.cache)
+        writer.start()
         try:
             yield
         finally:
-            await app.state.fds_metrics.close()
-            await app.state.writer.close()  # before the database closes: the last rows go in
+            await metrics.close()
+            await writer.close()  # before the database closes: the last rows go in
             await source.close()
             if reputation is not None:
                 await reputation.close()
@@ -75,6 +76,19 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
     return app
 
 
+def _evaluation_service(settings: Settings, app: FastAPI, engines: list[Engine]) -> EvaluationService:
+    """The evaluator, the FDS metrics and the write-behind writer, held by the service the routes use."""
+    cache: Cache = app.state.cache
+    db: Database = app.state.db
+    instruments = app.state.telemetry.instruments
+    evaluator = Evaluator(settings, cache, app.state.telemetry.tracer, engines)
+    metrics = FdsMetrics(instruments, settings.latency_window, settings.sla_seconds, settings.quality_window_seconds)
+    writer = EvaluationWriter(db, settings.write_interval_seconds, settings.write_batch, settings.write_max_pending,
+                              retry_max=settings.write_retry_max_seconds,
+                              dropped=instruments["fds_evaluation_writes_dropped_total"])
+    return EvaluationService(evaluator, writer, cache, metrics, settings)
+
+
 def _reputation(settings: Settings, app: FastAPI,
                 transport: httpx.AsyncBaseTransport | None) -> IpReputation | None:
     if not settings.cti_provider_url:
@@ -84,13 +98,13 @@ def _reputation(settings: Settings, app: FastAPI,
     return IpReputation(client, app.state.cache, breaker, settings.cti_cache_ttl_seconds)
 
 
-async def _warm_cache(app: FastAPI) -> None:
+async def _warm_cache(cache: Cache) -> None:
     """Open the cache connections one evaluation uses at once, before the first one pays for it
     (connection set-up to Redis would otherwise eat the aggregates budget)."""
-    await asyncio.gather(*(app.state.cache.get("fds:warm-up") for _ in range(AGGREGATE_CALLS)))
+    await asyncio.gather(*(cache.get("fds:warm-up") for _ in range(AGGREGATE_CALLS)))
 
 
-async def _restore_quality(app: FastAPI) -> None:
+async def _restore_quality(metrics: FdsMetrics, db: Database) -> None:
     """Precision/recall/F1 gauges from the labels already in the database."""
-    async with app.state.db.sessions() as session:
-        await app.state.fds_metrics.refresh_quality(session)
+    async with db.sessions() as session:
+        await metrics.refresh_quality(session)

@@ -9,8 +9,8 @@ and at shutdown. What that keeps:
   label, a review or the stats always see the evaluations already answered;
 - once only: a retry of a transaction still waiting, or in flight, gets the first answer; two
   concurrent calls for the same transaction in one process share one evaluation; across processes
-  the claim in the shared cache (``api/routes/evaluate.py``) gives a retry the first process's
-  answer, and the unique key (``ON CONFLICT DO NOTHING``) keeps any duplicate out of the table;
+  the claim in the shared cache (``evaluation.py``) gives a retry the first process's answer,
+  and the unique key (``ON CONFLICT DO NOTHING``) keeps any duplicate out of the table;
 - nothing silently lost: a failed batch stays queued and is retried; only past
   ``SHOPFDS_WRITE_MAX_PENDING`` waiting rows are new ones refused a place, and those are counted
   in ``fds_evaluation_writes_dropped_total{reason="queue_full"}`` (alert *FDS Evaluation Writes
