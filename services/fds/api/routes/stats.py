@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.common.security import StaffDep
 
@@ -11,6 +11,7 @@ from ...aggregator import DECISION_OF_LEVEL
 from ...metrics import quality
 from ...schemas import Stats
 from ..deps import FlushedSessionDep as SessionDep
+from ..deps import SettingsDep
 
 router = APIRouter(prefix="/v1/fds", tags=["stats"])
 LEVELS = tuple(DECISION_OF_LEVEL)
@@ -18,8 +19,8 @@ DECISIONS = tuple(DECISION_OF_LEVEL.values())
 
 
 @router.get("/stats", response_model=Stats)
-async def stats(request: Request, session: SessionDep, _who: StaffDep) -> Stats:
-    sla_ms = request.app.state.settings.sla_seconds * 1000
+async def stats(session: SessionDep, settings: SettingsDep, _who: StaffDep) -> Stats:
+    sla_ms = settings.sla_seconds * 1000
     evaluations, over_sla, degraded = await store.totals(session, sla_ms)
     c = await store.confusion(session)
     precision, recall, f1 = quality(c.tp, c.fp, c.fn)

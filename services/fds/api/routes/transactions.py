@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, status
 
 from services.common.openapi import error
 from services.common.security import StaffDep
@@ -12,6 +12,7 @@ from services.common.security import StaffDep
 from ... import store
 from ...models import EvaluationRow
 from ...schemas import Feedback, FeedbackResult, StoredEvaluation
+from ..deps import FdsMetricsDep
 from ..deps import FlushedSessionDep as SessionDep
 
 router = APIRouter(prefix="/v1/fds/transactions", tags=["transactions"])
@@ -33,7 +34,7 @@ async def get_transaction(transaction_id: TransactionId, session: SessionDep, _w
 
 @router.post("/{transaction_id}/feedback", response_model=FeedbackResult,
              responses={404: NOT_FOUND, 409: error("already labelled the other way")})
-async def feedback(transaction_id: TransactionId, body: Feedback, request: Request, session: SessionDep,
+async def feedback(transaction_id: TransactionId, body: Feedback, session: SessionDep, metrics: FdsMetricsDep,
                    _who: StaffDep) -> FeedbackResult:
     row = await _row(session, transaction_id)
     try:
@@ -41,7 +42,6 @@ async def feedback(transaction_id: TransactionId, body: Feedback, request: Reque
     except store.LabelConflict:
         raise HTTPException(status.HTTP_409_CONFLICT, "transaction already labelled the other way") from None
     if changed:
-        metrics = request.app.state.fds_metrics
         metrics.labelled(outcome)
         await metrics.refresh_quality(session)  # the other processes follow within quality_refresh_seconds
     return FeedbackResult(transaction_id=transaction_id, is_fraud=body.is_fraud, outcome=outcome)  # type: ignore[arg-type]
