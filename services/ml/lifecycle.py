@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +35,7 @@ log = logging.getLogger("services.ml.training")
 
 
 class ModelService:
-    def __init__(self, telemetry: Any) -> None:
+    def __init__(self, telemetry: otel_setup.Telemetry) -> None:
         instruments = telemetry.instruments
         self._trainings = instruments["ml_model_trainings_total"]
         self._training_seconds = instruments["ml_model_training_duration_seconds"]
