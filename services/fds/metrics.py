@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from otel_setup.catalog import ENGINES
+from otel_setup.instruments import Instruments
 from services.common.tasks import stop
 
 from . import store
@@ -49,7 +49,7 @@ def quality(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, floa
 
 
 class FdsMetrics:
-    def __init__(self, instruments: Any, window: int, sla_seconds: float,
+    def __init__(self, instruments: Instruments, window: int, sla_seconds: float,
                  quality_window_seconds: float = 3600.0) -> None:
         self.i = instruments
         self.sla_seconds = sla_seconds
