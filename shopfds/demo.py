@@ -48,7 +48,8 @@ def run_demo(duration: float, tps: float, fault: str | None, workdir: Path, cons
         console.print(f"prometheus {stack.prometheus or '[yellow]not installed: figures from /metrics[/]'}")
         faults = [Fault(fault, duration / 3, 2 * duration / 3)] if fault else []
         result = run_load(stack.urls, tps, duration, faults, workdir / "load", console)
-        console.print(f"load: {result.requests} requests, {result.failures} failures, {result.rps:.1f} req/s")
+        for line in result.summary(tps):
+            console.print(f"load: {line}", markup=False)
         time.sleep(4)  # a last scrape and trace-store flush
         figures = collect(stack.metrics, stack.prometheus, f"{int(duration) + 15}s", trace_store=workdir / "traces")
         print_report(figures, console)

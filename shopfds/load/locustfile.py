@@ -14,12 +14,17 @@ Configured by the environment the runner sets (``SHOPFDS_LOAD_*``); the host is 
   after a decided order, its label goes to FDS feedback.
 - ``Reviewer``: an admin working the review queue, resolving held orders by the ground truth.
 
-At the end, ``<csv prefix>_labels.json`` says how many of each scenario ran and were labeled.
+Weights, pacing and what the FDS is expected to decide per scenario: :mod:`shopfds.load.mix`.
+At the end, ``<csv prefix>_labels.json`` sums the run up (checkouts and seconds, decisions by
+scenario, logins the shop's limiter refused to attackers) and ``<csv prefix>_labels.jsonl`` has
+one line per checkout the FDS decided: transaction id, scenario, expected decisions (null where
+the FDS cannot know), observed decision, whether the evaluation was degraded, and the label it
+got (a chargeback or a reviewer's resolution, with the status of that request); see
+:mod:`shopfds.load.ledger`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -33,6 +38,8 @@ from locust import HttpUser, User, between, constant, events, task
 from services.common.money import demo_card
 from services.common.security import service_headers
 from services.common.settings import DEFAULT_JWT_SECRET
+from shopfds.load import mix
+from shopfds.load.ledger import Ledger
 
 ENV = os.environ
 FDS_URL = ENV.get("SHOPFDS_LOAD_FDS_URL", "http://127.0.0.1:8001")
@@ -44,23 +51,18 @@ SECRET = ENV.get("SHOPFDS_JWT_SECRET", DEFAULT_JWT_SECRET)
 ADMIN = (ENV.get("SHOPFDS_ADMIN_USERNAME", "admin"), ENV.get("SHOPFDS_ADMIN_PASSWORD", "admin"))
 PASSWORD = "load-test password 1"
 HOT_PRODUCTS = list(range(1, 13))
-CTI_DEVICES = ("device-emulator-farm-01", "device-emulator-farm-02", "device-fraud-kit")
-CTI_IPS = ("198.51.100.66", "198.51.100.67", "203.0.113.25")  # on the FDS's bad-IP feed
+CTI_DEVICES, CTI_IPS = mix.CTI_DEVICES, mix.CTI_IPS
 
+ATTACKS = mix.attacks(ENV)
+
+LEDGER = Ledger(LABEL_DELAY)
 _lock = threading.Lock()
-LABELS: dict[str, dict[str, Any]] = {}  # transaction id -> {is_fraud, due, scenario, held}
 VICTIMS: list[tuple[str, str]] = []  # (email, device) of registered shoppers
-COUNTS: dict[str, int] = {}
 PRICES: dict[int, float] = {}  # product id -> KRW price, read once from the catalog
 
 
 def card_number(prefix: str = "4") -> str:
     return demo_card(prefix)
-
-
-def _count(key: str) -> None:
-    with _lock:
-        COUNTS[key] = COUNTS.get(key, 0) + 1
 
 
 def home_ip() -> str:
@@ -73,14 +75,22 @@ class _Shop(HttpUser):
     abstract = True
     ip = "127.0.0.1"
 
-    def register(self, email: str, device: str) -> dict[str, str] | None:
+    def register(self, email: str, device: str, scenario: str) -> dict[str, str] | None:
         self.client.post("/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Load"},
-                         name="/v1/auth/register")
-        return self.login(email, device)
+                         headers={"X-Forwarded-For": self.ip}, name="/v1/auth/register")
+        return self.login(email, device, scenario)
 
-    def login(self, email: str, device: str) -> dict[str, str] | None:
+    def login(self, email: str, device: str, scenario: str) -> dict[str, str] | None:
+        # From the user's own address: the login limiter counts attempts per address, and without
+        # it every simulated user would share the load host's one budget.
         with self.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD},
-                              name="/v1/auth/login", catch_response=True) as response:
+                              headers={"X-Forwarded-For": self.ip}, name="/v1/auth/login",
+                              catch_response=True) as response:
+            if response.status_code == 429 and scenario in mix.ATTACKS:
+                # The shop's login limiter stopped an attacker: the defence working, not a failure.
+                response.success()
+                LEDGER.refused(scenario)
+                return None
             if response.status_code != 200:
                 response.failure(f"login {response.status_code}")
                 return None
@@ -88,7 +98,7 @@ class _Shop(HttpUser):
                     "X-Forwarded-For": self.ip}
 
     def checkout(self, headers: dict[str, str], product: int, quantity: int, card: str, scenario: str,
-                 shipping: str = "KR") -> dict[str, Any] | None:
+                 shipping: str = "KR", probe: int = 1) -> dict[str, Any] | None:
         self.client.post("/v1/cart/items", headers=headers, json={"product_id": product, "quantity": quantity},
                          name="/v1/cart/items")
         body = {"payment": {"method": "card", "card_number": card, "expiry": "12/30", "cvv": "123"},
@@ -99,31 +109,22 @@ class _Shop(HttpUser):
                 # An account takeover shares the victim's cart: one side's checkout can find it
                 # emptied by the other. The shop answered correctly; the race is the traffic's.
                 response.success()
-                _count(f"{scenario}:cart_conflict")
+                LEDGER.count(f"{scenario}:cart_conflict")
                 return None
             if response.status_code not in (200, 201):
                 response.failure(f"checkout {response.status_code}")
                 return None
             order: dict[str, Any] = response.json()
-        self.label(order, scenario)
+        LEDGER.checkout(order, scenario, probe)
         return order
-
-    def label(self, order: dict[str, Any], scenario: str) -> None:
-        fds = order.get("fds") or {}
-        _count(f"{scenario}:{fds.get('decision', 'none')}")
-        if fds.get("transaction_id"):
-            with _lock:
-                LABELS[fds["transaction_id"]] = {"is_fraud": scenario != "normal", "scenario": scenario,
-                                                 "due": time.monotonic() + LABEL_DELAY,
-                                                 "held": order.get("next_action") == "review"}
 
 
 class Shopper(_Shop):
     """One Locust user plays many shoppers in turn: each visits, browses, buys once or twice and
     leaves (a real shopper does not buy every few seconds, which the velocity rules would flag)."""
 
-    weight = 8
-    wait_time = between(0.5 * PACE, 1.5 * PACE)
+    weight = mix.SHOPPER_WEIGHT
+    wait_time = between(mix.SHOPPER_WAIT[0] * PACE, mix.SHOPPER_WAIT[1] * PACE)
     purchases_per_visit = 2
 
     def on_start(self) -> None:
@@ -138,7 +139,7 @@ class Shopper(_Shop):
         self.device = f"device-{uuid.uuid4().hex[:12]}"
         self.card = card_number()
         self.bought = 0
-        self.headers = self.register(self.email, self.device)
+        self.headers = self.register(self.email, self.device, "normal")
         if self.headers:
             with _lock:
                 VICTIMS.append((self.email, self.device))
@@ -150,12 +151,12 @@ class Shopper(_Shop):
         wanted = math.exp(random.gauss(math.log(self.mean_krw), 0.45))
         return min(PRICES, key=lambda pid: abs(math.log(PRICES[pid] / wanted))) if PRICES else 1
 
-    @task(4)
+    @task(mix.SHOPPER_TASKS["browse"])
     def browse(self) -> None:
         self.client.get("/v1/products?limit=20", name="/v1/products")
         self.client.get(f"/v1/products/{random.choice(HOT_PRODUCTS)}", name="/v1/products/{product_id}")
 
-    @task(1)
+    @task(mix.SHOPPER_TASKS["buy"])
     def buy(self) -> None:
         if not self.headers:
             return
@@ -174,64 +175,66 @@ class Fraudster(_Shop):
     ``shopfds demo`` rest on a hundred or more labels (``shopfds report`` prints their n and says
     "too few labels" under 30)."""
 
-    weight = 2
-    wait_time = between(3 * PACE, 6 * PACE)
+    weight = mix.FRAUDSTER_WEIGHT
+    wait_time = between(mix.FRAUDSTER_WAIT[0] * PACE, mix.FRAUDSTER_WAIT[1] * PACE)
 
     def on_start(self) -> None:
         # A proxy exit shared by this fraudster's attacks (IP velocity builds up, as with a bot).
         self.ip = home_ip()
 
-    def fresh(self, email: str | None = None, device: str | None = None) -> dict[str, str] | None:
+    def fresh(self, scenario: str, email: str | None = None, device: str | None = None) -> dict[str, str] | None:
         return self.register(email or f"buyer-{uuid.uuid4().hex[:12]}@example.com",
-                             device or f"device-{uuid.uuid4().hex[:12]}")
+                             device or f"device-{uuid.uuid4().hex[:12]}", scenario)
 
-    @task(3)
+    # A weight of 0 (an attack left out by SHOPFDS_LOAD_ATTACKS) drops the task.
+    @task(ATTACKS.get("card_testing", 0))
     def card_testing(self) -> None:
-        headers, card = self.fresh(), card_number("5")
+        headers, card = self.fresh("card_testing"), card_number("5")
         if headers is None:
             return
-        for _ in range(random.randint(3, 5)):
-            self.checkout(headers, 49 + random.randrange(3), 1, card, "card_testing")  # the cheapest goods
+        for probe in range(1, random.randint(*mix.CARD_TESTING_PROBES) + 1):
+            # the cheapest goods
+            self.checkout(headers, 49 + random.randrange(3), 1, card, "card_testing", probe=probe)
 
-    @task(2)
+    @task(ATTACKS.get("account_takeover", 0))
     def account_takeover(self) -> None:
         with _lock:
             victim = random.choice(VICTIMS) if VICTIMS else None
         if victim is None:
             return
-        headers = self.login(victim[0], f"device-{uuid.uuid4().hex[:12]}")
+        headers = self.login(victim[0], f"device-{uuid.uuid4().hex[:12]}", "account_takeover")
         if headers:
             self.checkout(headers, random.choice((2, 5, 26)), 2, card_number(), "account_takeover", shipping="NG")
 
-    @task(1)
+    @task(ATTACKS.get("high_value", 0))
     def high_value(self) -> None:
-        headers = self.fresh()
+        headers = self.fresh("high_value")
         if headers:
             self.checkout(headers, 5, random.randint(3, 6), card_number(), "high_value", shipping="US")
 
-    @task(1)
+    @task(ATTACKS.get("cti_device", 0))
     def cti_device(self) -> None:
-        headers = self.fresh(device=random.choice(CTI_DEVICES))
+        headers = self.fresh("cti_device", device=random.choice(CTI_DEVICES))
         if headers:
             self.checkout(headers, random.randint(1, 48), 1, card_number(), "cti_device")
 
-    @task(1)
+    @task(ATTACKS.get("cti_ip", 0))
     def cti_ip(self) -> None:
         own, self.ip = self.ip, random.choice(CTI_IPS)
-        headers = self.fresh()
+        headers = self.fresh("cti_ip")
         self.ip = own
         if headers:
             self.checkout(headers, random.randint(1, 48), 1, card_number(), "cti_ip")
 
-    @task(1)
+    @task(ATTACKS.get("disposable_email", 0))
     def disposable_email(self) -> None:
-        headers = self.fresh(email=f"x{uuid.uuid4().hex[:10]}@mailinator.com")
+        headers = self.fresh("disposable_email", email=f"x{uuid.uuid4().hex[:10]}@mailinator.com")
         if headers:
             self.checkout(headers, random.randint(1, 48), 1, card_number(), "disposable_email")
 
-    @task(1)
+    @task(ATTACKS.get("blocked_domain", 0))
     def blocked_domain(self) -> None:
-        headers = self.fresh(email=f"x{uuid.uuid4().hex[:10]}@fraud.example")
+        headers = self.fresh("blocked_domain", email=f"x{uuid.uuid4().hex[:10]}@fraud.example")
         if headers:
             self.checkout(headers, random.randint(1, 48), 1, card_number(), "blocked_domain")
 
@@ -249,17 +252,13 @@ class Labeler(User):
 
     @task
     def send_due_labels(self) -> None:
-        now = time.monotonic()
-        with _lock:
-            due = [(t, v) for t, v in LABELS.items() if v["due"] <= now and not v["held"] and not v.get("sent")]
         headers = service_headers(SECRET, "load-labeler")
-        for txn, label in due:
+        for txn, is_fraud in LEDGER.due():
             start = time.perf_counter()
             response = self.http.post(f"/v1/fds/transactions/{txn}/feedback", headers=headers,
-                                      json={"is_fraud": label["is_fraud"]})
+                                      json={"is_fraud": is_fraud})
             _fire("POST", "fds /v1/fds/transactions/{id}/feedback", start, response.status_code not in (200, 409))
-            with _lock:
-                label["sent"] = True
+            LEDGER.labelled(txn, "chargeback", response.status_code)
 
     def on_stop(self) -> None:
         self.http.close()
@@ -285,16 +284,14 @@ class Reviewer(HttpUser):
                                    name="admin /v1/admin/reviews")
         items = response.json().get("items", []) if response.status_code == 200 else []
         for item in items:
-            with _lock:
-                label = LABELS.get(item["transaction_id"])
-            if label is None:
+            txn = item["transaction_id"]
+            is_fraud = LEDGER.is_fraud(txn)
+            if is_fraud is None:
                 continue
-            decision = "block" if label["is_fraud"] else "approve"
-            self.client.post(f"{ADMIN_URL}/v1/admin/reviews/{item['transaction_id']}/resolve", headers=self.headers,
-                             json={"decision": decision, "is_fraud": label["is_fraud"]},
-                             name="admin /v1/admin/reviews/{transaction_id}/resolve")
-            with _lock:
-                label["sent"] = True
+            resolved = self.client.post(f"{ADMIN_URL}/v1/admin/reviews/{txn}/resolve", headers=self.headers,
+                                        json={"decision": "block" if is_fraud else "approve", "is_fraud": is_fraud},
+                                        name="admin /v1/admin/reviews/{transaction_id}/resolve")
+            LEDGER.labelled(txn, "review", resolved.status_code)
 
 
 def _fire(method: str, name: str, start: float, failed: bool) -> None:
@@ -303,13 +300,13 @@ def _fire(method: str, name: str, start: float, failed: bool) -> None:
                         context={})
 
 
+@events.test_start.add_listener
+def _started(**_kwargs: Any) -> None:
+    LEDGER.start()
+
+
 @events.test_stop.add_listener
 def _write_summary(environment: Any, **_kwargs: Any) -> None:
     prefix = getattr(environment.parsed_options, "csv_prefix", None)
-    if not prefix:
-        return
-    with _lock:
-        summary = {"decisions": dict(COUNTS), "labeled": sum(1 for v in LABELS.values() if v.get("sent")),
-                   "orders_with_fds": len(LABELS)}
-    with open(f"{prefix}_labels.json", "w", encoding="utf-8") as out:
-        json.dump(summary, out, indent=2)
+    if prefix:
+        LEDGER.write(prefix)

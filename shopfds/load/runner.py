@@ -1,15 +1,16 @@
 """``shopfds load``: run the Locust traffic headless against a running shop, with a live progress
 bar (requests/s, failures) and faults switched on and off at given seconds.
 
-Locust runs in its own process (it monkey-patches the standard library with gevent); its CSV
-stats, rewritten every second, feed the progress bar and the summary.
+``tps`` is checkouts per second (:mod:`.mix` sizes the users for it). Locust runs in its own
+process (it monkey-patches the standard library with gevent); its CSV stats, rewritten every
+second, feed the progress bar; its ``_labels.json`` and ``_labels.jsonl`` (:mod:`.locustfile`)
+the summary and :attr:`LoadResult.transactions`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from services.common.security import service_headers
 from services.common.settings import DEFAULT_JWT_SECRET
 
 from ..procs import ROOT
+from . import mix
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # Which service a fault is switched on.
@@ -49,15 +51,48 @@ class LoadResult:
     requests: int = 0
     failures: int = 0
     rps: float = 0.0
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first user's start to the stop
     by_name: dict[str, dict[str, float]] = field(default_factory=dict)
-    labels: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)  # the run's _labels.json
+    # one per checkout the FDS decided (the run's _labels.jsonl): transaction_id, scenario,
+    # expected (decisions, or None), decision, degraded, risk_factors, is_fraud, label
+    transactions: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def checkouts(self) -> int:
+        return int(self.labels.get("checkouts", 0))
 
-def users_for(tps: float) -> tuple[int, float]:
-    """(users, pace): Locust users and seconds between each one's actions for ``tps`` actions/s."""
-    users = max(4, min(400, math.ceil(tps)))
-    return users, users / tps
+    @property
+    def checkouts_per_s(self) -> float:
+        return self.checkouts / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def blocked_by_defence(self) -> dict[str, int]:
+        """Attack scenario -> its logins the shop's limiter refused (counted here, not as failures)."""
+        return dict(self.labels.get("blocked_by_defence", {}))
+
+    def summary(self, tps: float | None = None) -> list[str]:
+        target = f" (target {tps:g})" if tps else ""
+        lines = [f"{self.requests} requests, {self.failures} failures, {self.rps:.1f} req/s; "
+                 f"{self.checkouts} checkouts, {self.checkouts_per_s:.1f} checkouts/s{target}"]
+        if self.blocked_by_defence:
+            lines.append("blocked by defence (logins refused by the shop's limiter, 429): "
+                         + ", ".join(f"{name} {n}" for name, n in sorted(self.blocked_by_defence.items())))
+        lines.append(f"decisions: {self.labels.get('decisions', {})}")
+        decided = self.as_expected()
+        if decided:
+            lines.append("as expected (evaluations with all their evidence): "
+                         + ", ".join(f"{name} {ok}/{n}" for name, (ok, n) in sorted(decided.items())))
+        return lines
+
+    def as_expected(self) -> dict[str, tuple[int, int]]:
+        """Scenario -> (decided as its scenario expects, of the evaluations that were not degraded)."""
+        out: dict[str, tuple[int, int]] = {}
+        for txn in self.transactions:
+            if txn.get("expected") and not txn.get("degraded"):
+                ok, n = out.get(txn["scenario"], (0, 0))
+                out[txn["scenario"]] = (ok + (txn.get("decision") in txn["expected"]), n + 1)
+        return out
 
 
 def set_fault(urls: dict[str, str], spec: str, on: bool, secret: str = DEFAULT_JWT_SECRET) -> None:
@@ -70,12 +105,17 @@ def set_fault(urls: dict[str, str], spec: str, on: bool, secret: str = DEFAULT_J
 
 
 def run_load(urls: dict[str, str], tps: float, duration: float, faults: list[Fault], workdir: Path,
-             console: Console) -> LoadResult:
-    users, pace = users_for(tps)
+             console: Console, attacks: list[str] | None = None) -> LoadResult:
+    """``tps`` checkouts a second for ``duration`` seconds; ``attacks``: the fraud scenarios to
+    play (default ``SHOPFDS_LOAD_ATTACKS``, else all); ValueError for an unknown one."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHOPFDS_LOAD_FDS_URL": urls["fds"],
+           "SHOPFDS_LOAD_ADMIN_URL": urls["admin"]}
+    if attacks is not None:
+        env[mix.ATTACKS_ENV] = ",".join(attacks)
+    users, pace = mix.users_for(tps, mix.attacks(env))
+    env["SHOPFDS_LOAD_PACE"] = str(pace)
     workdir.mkdir(parents=True, exist_ok=True)
     prefix = workdir / "load"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHOPFDS_LOAD_FDS_URL": urls["fds"],
-           "SHOPFDS_LOAD_ADMIN_URL": urls["admin"], "SHOPFDS_LOAD_PACE": str(pace)}
     args = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
             "-t", f"{max(1, round(duration))}s", "--host", urls["ecommerce"], "--csv", str(prefix), "--only-summary",
             "--stop-timeout", "5", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
@@ -148,10 +188,13 @@ def _result(prefix: Path) -> LoadResult:
     by_name = {f"{r['Type']} {r['Name']}": {"requests": _num(r["Request Count"]), "failures": _num(r["Failure Count"]),
                                             "p50_ms": _num(r.get("50%")), "p95_ms": _num(r.get("95%"))}
                for r in rows if r.get("Name") != "Aggregated"}
-    labels_path = Path(f"{prefix}_labels.json")
+    labels_path, lines_path = Path(f"{prefix}_labels.json"), Path(f"{prefix}_labels.jsonl")
     labels = json.loads(labels_path.read_text()) if labels_path.exists() else {}
+    transactions = ([json.loads(line) for line in lines_path.read_text().splitlines() if line.strip()]
+                    if lines_path.exists() else [])
     return LoadResult(requests=int(_num(total.get("Request Count"))), failures=int(_num(total.get("Failure Count"))),
-                      rps=_num(total.get("Requests/s")), by_name=by_name, labels=labels)
+                      rps=_num(total.get("Requests/s")), seconds=float(labels.get("seconds", 0.0)), by_name=by_name,
+                      labels=labels, transactions=transactions)
 
 
 def _num(value: str | None) -> float:

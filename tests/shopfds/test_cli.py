@@ -57,7 +57,7 @@ def test_histogram_quantile_matches_promql_interpolation():
 
 def test_short_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "shopfds.cli", "demo", "--duration", "8", "--tps", "6", "--free-ports",
+        [sys.executable, "-m", "shopfds.cli", "demo", "--duration", "8", "--tps", "2", "--free-ports",
          "--workdir", str(tmp_path / "demo")],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
         env={"COLUMNS": "200", "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
