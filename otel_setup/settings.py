@@ -69,66 +69,66 @@ class TelemetrySettings(BaseSettings):
     )
 
     environment: Environment = Field(
-        "development", validation_alias=_alias("environment", "SENTRY_ENVIRONMENT", "ENVIRONMENT")
+        "development", validation_alias=_alias("SENTRY_ENVIRONMENT", "ENVIRONMENT")
     )
     service_version: str = Field(
         default_factory=_package_version,
-        validation_alias=_alias("service_version", "APP_VERSION", "SENTRY_RELEASE"),
+        validation_alias=_alias("APP_VERSION", "SENTRY_RELEASE"),
     )
-    sdk_disabled: bool = Field(False, validation_alias=_alias("sdk_disabled", "OTEL_SDK_DISABLED"))
+    sdk_disabled: bool = Field(False, validation_alias=_alias("OTEL_SDK_DISABLED"))
     service_name_override: str | None = Field(
-        None, validation_alias=_alias("service_name_override", "OTEL_SERVICE_NAME")
+        None, validation_alias=_alias("OTEL_SERVICE_NAME")
     )
     traces_sampler: str | None = Field(
-        None, validation_alias=_alias("traces_sampler", "OTEL_TRACES_SAMPLER")
+        None, validation_alias=_alias("OTEL_TRACES_SAMPLER")
     )
     traces_sampler_arg: float | None = Field(
-        None, validation_alias=_alias("traces_sampler_arg", "OTEL_TRACES_SAMPLER_ARG")
+        None, validation_alias=_alias("OTEL_TRACES_SAMPLER_ARG")
     )
     exemplar_filter: str = Field(
-        "trace_based", validation_alias=_alias("exemplar_filter", "OTEL_METRICS_EXEMPLAR_FILTER")
+        "trace_based", validation_alias=_alias("OTEL_METRICS_EXEMPLAR_FILTER")
     )
     otlp_endpoint: str | None = Field(
-        None, validation_alias=_alias("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     otlp_traces_endpoint: str | None = Field(
-        None, validation_alias=_alias("otlp_traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     )
     otlp_metrics_endpoint: str | None = Field(
         None,
-        validation_alias=_alias("otlp_metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+        validation_alias=_alias("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
     )
     otlp_protocol: str = Field(
-        "http/protobuf", validation_alias=_alias("otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL")
+        "http/protobuf", validation_alias=_alias("OTEL_EXPORTER_OTLP_PROTOCOL")
     )
     otlp_traces_protocol: str | None = Field(
-        None, validation_alias=_alias("otlp_traces_protocol", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
     )
     otlp_metrics_protocol: str | None = Field(
         None,
-        validation_alias=_alias("otlp_metrics_protocol", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+        validation_alias=_alias("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
     )
     otlp_headers: str | None = Field(
-        None, validation_alias=_alias("otlp_headers", "OTEL_EXPORTER_OTLP_HEADERS")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_HEADERS")
     )
     otlp_traces_headers: str | None = Field(
-        None, validation_alias=_alias("otlp_traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
     )
     otlp_metrics_headers: str | None = Field(
-        None, validation_alias=_alias("otlp_metrics_headers", "OTEL_EXPORTER_OTLP_METRICS_HEADERS")
+        None, validation_alias=_alias("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
     )
     otlp_timeout_s: float = Field(
-        5.0, gt=0, validation_alias=_alias("otlp_timeout_s", "OTEL_EXPORTER_OTLP_TIMEOUT")
+        5.0, gt=0, validation_alias=_alias("OTEL_EXPORTER_OTLP_TIMEOUT")
     )
     # "none": no OTLP metric push even with an endpoint set, when Prometheus scrapes /metrics
     # (compose): one path per metric, so no sum() counts a series twice.
     metrics_exporter: Literal["otlp", "none"] = Field(
-        "otlp", validation_alias=_alias("metrics_exporter", "OTEL_METRICS_EXPORTER")
+        "otlp", validation_alias=_alias("OTEL_METRICS_EXPORTER")
     )
     metric_export_interval_ms: int = Field(
-        15000, gt=0, validation_alias=_alias("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL")
+        15000, gt=0, validation_alias=_alias("OTEL_METRIC_EXPORT_INTERVAL")
     )
-    sentry_dsn: str | None = Field(None, validation_alias=_alias("sentry_dsn", "SENTRY_DSN"))
+    sentry_dsn: str | None = Field(None, validation_alias=_alias("SENTRY_DSN"))
     sentry_traces: bool = True
     # The collector forwards traces to Sentry (its Sentry overlay): the SDK then sends none itself.
     sentry_traces_via_collector: bool = False
@@ -152,7 +152,7 @@ class TelemetrySettings(BaseSettings):
     # net.peer.*) unless told otherwise; the collector, Tempo and Sentry expect the stable ones.
     semconv_stability_opt_in: str = Field(
         "http,database",
-        validation_alias=_alias("semconv_stability_opt_in", "OTEL_SEMCONV_STABILITY_OPT_IN"),
+        validation_alias=_alias("OTEL_SEMCONV_STABILITY_OPT_IN"),
     )
 
     @field_validator("otlp_protocol", "otlp_traces_protocol", "otlp_metrics_protocol")
@@ -288,7 +288,7 @@ def load_settings(**overrides: object) -> TelemetrySettings:
     try:
         return TelemetrySettings(**overrides)  # type: ignore[arg-type]
     except Exception as exc:  # pydantic.ValidationError; kept broad so telemetry never blocks start
-        bad = {str(err["loc"][0]) for err in getattr(exc, "errors", lambda: [])()}
+        bad = {_field_of(str(err["loc"][0])) for err in getattr(exc, "errors", lambda: [])()}
         _log.warning("invalid telemetry settings %s, using defaults for them: %s", sorted(bad), exc)
         defaults = {name: TelemetrySettings.model_fields[name].get_default(call_default_factory=True)
                     for name in bad if name in TelemetrySettings.model_fields}
@@ -299,6 +299,14 @@ def load_settings(**overrides: object) -> TelemetrySettings:
         except Exception:
             _log.warning("telemetry settings unusable, running with all defaults")
             return TelemetrySettings.model_construct()
+
+
+def _field_of(name: str) -> str:
+    """The field a validation error names, by its field name or by the variable it was read from."""
+    for field, info in TelemetrySettings.model_fields.items():
+        if name == field or name in getattr(info.validation_alias, "choices", ()):
+            return field
+    return name
 
 
 def _metrics_nowhere() -> str:
