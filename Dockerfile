@@ -15,6 +15,8 @@ COPY pyproject.toml README.md ./
 COPY otel_setup ./otel_setup
 COPY shopfds ./shopfds
 COPY services ./services
+# The admin service serves the Markdown of docs/ at /runbooks/ (where the alerts' runbook links lead).
+COPY docs ./docs
 # The services run from /app (PYTHONPATH): their data files (services/fds/rules.yaml, CTI feeds)
 # are read next to the code, so the install is for the dependencies and the `shopfds` command.
 RUN pip install . \

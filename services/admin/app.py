@@ -1,4 +1,5 @@
-"""``create_app``: the admin service on ``create_service_app``, with its FDS and ecommerce clients."""
+"""``create_app``: the admin service on ``create_service_app``, with its FDS and ecommerce clients,
+and the docs as pages under ``/runbooks/`` (where the alert rules' runbook links lead)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from services.common import http
 from services.common.app import create_service_app
 from services.common.security import hash_password
 
-from .api.routes import auth, reviews, stats
+from .api.routes import auth, reviews, runbooks, stats
 from .models import Base
 from .settings import Settings
 from .upstream import Upstream, UpstreamError
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, telemetry_settings: Telemetr
     app = create_service_app("admin", settings, title="ShopFDS admin", tables=Base, hook=hook,
                              telemetry_settings=telemetry_settings)
     app.add_exception_handler(UpstreamError, _upstream_failed)
-    for router in (auth.router, reviews.router, stats.router):
+    for router in (auth.router, reviews.router, stats.router, runbooks.router):
         app.include_router(router)
     return app
 

@@ -1,1 +1,1 @@
-"""One router per resource: auth, reviews, stats."""
+"""One router per resource: auth, reviews, stats, and the runbook pages."""
