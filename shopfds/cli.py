@@ -153,7 +153,7 @@ def rules(out: Path = typer.Option(..., help="Directory to write the rule files 
           base_url: str | None = typer.Option(
               None, "--runbook-base-url",
               help="Base URL of docs/ in the runbook links (default: $SHOPFDS_RUNBOOK_BASE_URL, "
-                   "else the repository's docs on GitHub).")) -> None:
+                   "else the admin service's pages on localhost:8003).")) -> None:
     """Write prometheus/rules with the runbook links under another base URL (mount them instead)."""
     from .rules import render_rules, runbook_base_url
 

@@ -1,13 +1,18 @@
 """The alert rules as Prometheus loads them, with runbook links a person can click.
 
 Every ``runbook_url`` annotation in ``prometheus/rules`` is an absolute link to a section of
-``docs/`` under :data:`DEFAULT_RUNBOOK_BASE_URL`, so Alertmanager and Grafana show a working link
-with no step in between (compose and Kubernetes mount the files as they are). Where the runbooks
-are read somewhere else (a fork, an internal mirror or wiki), set ``SHOPFDS_RUNBOOK_BASE_URL``:
+``docs/`` under :data:`DEFAULT_RUNBOOK_BASE_URL`: the admin service's ``/runbooks/`` pages, which
+render ``docs/`` with GitHub's heading anchors (``services/admin/runbooks.py``). Locally
+(``shopfds up``, ``shopfds demo``) and in compose the admin is published on localhost:8003, so a
+link in Alertmanager or Grafana opens its runbook with no step in between (compose mounts the
+files as they are).
+
+In a cluster, or wherever the on-call reads the runbooks somewhere else (the admin's Ingress, an
+internal mirror or wiki), set ``SHOPFDS_RUNBOOK_BASE_URL`` to the URL of that ``docs/`` folder:
 
 - ``shopfds up`` and ``shopfds demo`` load the rules rendered under that base;
-- ``shopfds rules --out DIR`` writes them for compose or Kubernetes to mount instead of
-  ``prometheus/rules``.
+- ``shopfds rules --out DIR`` writes them for compose or Kubernetes to mount (or load as a
+  PrometheusRule) instead of ``prometheus/rules``.
 
 Precedence: an explicit base, then ``SHOPFDS_RUNBOOK_BASE_URL``, then the default.
 """
@@ -22,9 +27,9 @@ from urllib.parse import urlsplit
 from .procs import ROOT
 
 RULES_DIR = ROOT / "prometheus" / "rules"
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/shopfds/shopfds/blob/main/docs/"
-"""Where ``docs/`` is read by default: the repository's docs folder (GitHub renders the section
-anchors the rules link to)."""
+DEFAULT_RUNBOOK_BASE_URL = "http://localhost:8003/runbooks/"
+"""Where ``docs/`` is read by default: the admin service's runbook pages, on the port ``shopfds up``
+and compose publish it on."""
 RUNBOOK_BASE_URL_ENV = "SHOPFDS_RUNBOOK_BASE_URL"
 """Base URL of ``docs/`` in the rules' runbook links; default :data:`DEFAULT_RUNBOOK_BASE_URL`."""
 _KEY = "runbook_url: "

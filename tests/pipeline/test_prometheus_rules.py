@@ -4,8 +4,10 @@ promtool checks both Prometheus configs (it resolves rule_files relative to each
 the rule files, and runs the unit tests in prometheus/tests/ (every alert fires once and stays
 quiet once; key recording rules have hand-computed values). The Python checks cover names:
 every metric an expression reads is in otel_setup/catalog.py, every alert is routed, has a
-runbook section (an absolute URL to it) and a test on both sides. A missing promtool/amtool skips
-locally and fails in CI (``make test`` installs both from Debian).
+runbook section and a test on both sides. Its runbook link, an absolute URL on the admin service
+as ``shopfds up`` and compose publish it, is fetched from a real admin app (in-process) and opens
+a page with that section. A missing promtool/amtool skips locally and fails in CI (``make test``
+installs both from Debian).
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ import os
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
 
 from otel_setup import catalog
+from otel_setup.settings import TelemetrySettings
+from services.admin.app import create_app as create_admin
+from services.admin.settings import Settings as AdminSettings
+from services.common.inprocess import serve
 from shopfds.rules import DEFAULT_RUNBOOK_BASE_URL, render_rules
 from shopfds.stack import SEED_PORTS
 
@@ -175,7 +183,7 @@ def test_every_alert_has_severity_service_and_annotations() -> None:
         assert rule["labels"]["service"], rule["alert"]
         notes = rule["annotations"]
         assert notes["summary"] and notes["description"], rule["alert"]
-        assert notes["runbook_url"].endswith(f"/docs/runbooks.md#{slug(rule['alert'])}"), rule["alert"]
+        assert notes["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}runbooks.md#{slug(rule['alert'])}", rule["alert"]
 
 
 def test_burn_rate_alerts_use_both_windows_and_workbook_factors() -> None:
@@ -215,32 +223,36 @@ def runbook_anchors() -> dict[str, str]:
     return {slug(section.splitlines()[0]): section for section in sections}
 
 
-def heading_anchors(page: Path) -> set[str]:
-    """The anchors of a Markdown page's headings (any level; not the comments in code blocks)."""
-    anchors, fenced = set(), False
-    for line in page.read_text().splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        elif not fenced and (heading := re.match(r"#{1,6} (.+)", line)):
-            anchors.add(slug(heading.group(1)))
-    return anchors
+class ElementIds(HTMLParser):
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids.update(value for name, value in attrs if name == "id" and value)
 
 
-def runbook_target(url: str) -> tuple[Path, str]:
-    """(file under docs/, anchor) of a runbook link, asserting it is an absolute http(s) URL."""
-    parts = urlsplit(url)
-    assert parts.scheme in ("http", "https") and parts.netloc, f"not an absolute http(s) URL: {url}"
-    assert url.startswith(DEFAULT_RUNBOOK_BASE_URL), f"{url} is not under {DEFAULT_RUNBOOK_BASE_URL}"
-    page, _, anchor = url.removeprefix(DEFAULT_RUNBOOK_BASE_URL).partition("#")
-    return DOCS / page, anchor
+def test_the_default_runbook_base_is_the_admin_service_as_published() -> None:
+    parts = urlsplit(DEFAULT_RUNBOOK_BASE_URL)
+    assert (parts.scheme, parts.hostname, parts.port, parts.path) == ("http", "localhost", SEED_PORTS["admin"],
+                                                                      "/runbooks/")
 
 
-def test_every_runbook_url_is_an_absolute_link_to_a_section_in_docs() -> None:
-    for rule in alerts():
-        url = rule["annotations"]["runbook_url"]
-        page, anchor = runbook_target(url)
-        assert page.is_file(), f"{rule['alert']}: {url} names {page.relative_to(ROOT)}, which does not exist"
-        assert anchor in heading_anchors(page), f"{rule['alert']}: {url}: no section #{anchor} in {page.name}"
+async def test_every_runbook_url_opens_a_page_with_its_section_on_the_admin_service(tmp_path: Path) -> None:
+    admin = create_admin(AdminSettings(data_dir=str(tmp_path / "data"), redis_url=None, database_url=None),
+                         telemetry_settings=TelemetrySettings(trace_store_dir=str(tmp_path / "traces")))
+    links = [(rule["alert"], rule["annotations"]["runbook_url"]) for rule in alerts()]
+    assert links
+    async with serve(admin) as client:
+        for alert, url in links:
+            assert url.startswith(DEFAULT_RUNBOOK_BASE_URL), f"{alert}: {url} is not under {DEFAULT_RUNBOOK_BASE_URL}"
+            anchor = httpx.URL(url).fragment
+            assert anchor, f"{alert}: {url} names no section"
+            response = await client.get(url)  # the absolute URL as it is; the fragment stays in the browser
+            assert response.status_code == 200, f"{alert}: {url} -> {response.status_code}"
+            assert response.headers["content-type"].startswith("text/html"), url
+            assert anchor in ElementIds(response.text).ids, f"{alert}: {url}: no element #{anchor} on the page"
 
 
 def test_rules_rendered_under_another_base_link_there_and_still_pass_promtool(tmp_path: Path) -> None:
