@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 import sentry_sdk
 from fastapi import FastAPI
 from opentelemetry.metrics import MeterProvider as MeterProviderApi
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Tracer
 from opentelemetry.trace import TracerProvider as TracerProviderApi
@@ -45,7 +48,7 @@ class Telemetry:
     resource: Resource
     file_stem: str  # name of this process's trace-store and log files
     sampler: RecordingSampler
-    tracer_provider: TracerProviderApi
+    tracer_provider: TracerProviderApi  # the SDK's, or the API's no-op one with OTEL_SDK_DISABLED
     meter_provider: MeterProviderApi
     tracer: Tracer
     pull_reader: PullReader
@@ -74,14 +77,13 @@ class Telemetry:
 
     def add_span_exporter(self, name: str, exporter: SpanExporter, *, scrub: bool = True) -> None:
         """Export sampled spans through a bounded batch queue (scrubbed, counted)."""
-        add_processor = getattr(self.tracer_provider, "add_span_processor", None)
-        if not self.enabled or add_processor is None or name in self.span_exporters:
-            return
+        if not isinstance(self.tracer_provider, TracerProvider) or name in self.span_exporters:
+            return  # telemetry off: nothing is exported
         wrapped: SpanExporter = CountingExporter(exporter, name)
         if scrub:
             wrapped = ScrubbingExporter(wrapped)
         self.span_exporters[name] = exporter
-        add_processor(CountingBatchProcessor(wrapped, name))
+        self.tracer_provider.add_span_processor(CountingBatchProcessor(wrapped, name))
 
     def instrument_app(self, app: FastAPI) -> None:
         """Add tracing, HTTP metrics, error capture and ``/metrics`` to a FastAPI app, once."""
@@ -96,9 +98,9 @@ class Telemetry:
         at most ``timeout_millis`` even with a dead endpoint."""
         flushers: list[tuple[str, Callable[[], object]]] = [
             ("logs", lambda: self.logging.flush(timeout_millis))]
-        flush_traces = getattr(self.tracer_provider, "force_flush", None)
-        if self.enabled and flush_traces is not None:
-            flushers.append(("traces", lambda: flush_traces(timeout_millis)))
+        if isinstance(self.tracer_provider, TracerProvider):
+            provider = self.tracer_provider
+            flushers.append(("traces", lambda: provider.force_flush(timeout_millis)))
         if self.otlp_metric_reader is not None:
             reader = self.otlp_metric_reader  # not the pull reader: a collect there eats exemplars
             flushers.append(("metrics", lambda: reader.force_flush(timeout_millis)))
@@ -128,17 +130,16 @@ class Telemetry:
                 self.metrics_server.close()
         _run_bounded("shutdown", self._stoppers(log_provider), self.settings.shutdown_timeout)
 
-    def _stoppers(self, log_provider: object) -> list[tuple[str, Callable[[], object]]]:
+    def _stoppers(self, log_provider: LoggerProvider | None) -> list[tuple[str, Callable[[], object]]]:
         timeout_ms = int(self.settings.shutdown_timeout * 1000)
         stoppers: list[tuple[str, Callable[[], object]]] = []
-        stop_traces = getattr(self.tracer_provider, "shutdown", None)
-        stop_metrics = getattr(self.meter_provider, "shutdown", None)
-        if self.enabled and stop_traces is not None and stop_metrics is not None:
-            stoppers.append(("traces", stop_traces))
-            stoppers.append(("metrics", lambda: stop_metrics(timeout_millis=timeout_ms)))
-        stop_logs = getattr(log_provider, "shutdown", None)
-        if stop_logs is not None:
-            stoppers.append(("logs", stop_logs))
+        if isinstance(self.tracer_provider, TracerProvider):
+            stoppers.append(("traces", self.tracer_provider.shutdown))
+        if isinstance(self.meter_provider, MeterProvider):
+            meters = self.meter_provider
+            stoppers.append(("metrics", lambda: meters.shutdown(timeout_millis=timeout_ms)))
+        if log_provider is not None:
+            stoppers.append(("logs", log_provider.shutdown))
         if self.sentry_enabled:
             stoppers.append(("sentry", lambda: sentry_sdk.get_client().close(timeout=self.settings.shutdown_timeout)))
         return stoppers
