@@ -193,6 +193,8 @@ def up(workdir: Path, *, with_prometheus: bool = True, env: dict[str, str] | Non
     if taken:
         raise RuntimeError(f"port taken: {', '.join(taken)}; stop what uses it or run `shopfds down`")
     urls = _urls(ports)
+    if runbook_base == DEFAULT_RUNBOOK_BASE_URL and ports["admin"] != SEED_PORTS["admin"]:
+        runbook_base = f"{urls['admin']}/runbooks/"  # the admin serving them is on another port
     shared = service_env(workdir, urls, env)
     stack = Stack(urls=urls, workdir=workdir)
     try:

@@ -94,6 +94,12 @@ def test_slow_cti_exemplar_resolves_to_its_trace_and_p95_matches_prometheus(tmp_
         shown = CliRunner().invoke(app, ["trace", slow[0].trace_id, "--store", str(tmp_path / "traces")],
                                    terminal_width=200)
         assert shown.exit_code == 0 and "fds.engine.cti" in shown.output and "POST /v1/fds/evaluate" in shown.output
+        # On free ports the alerts' runbook links follow the admin that serves them, and open.
+        groups = httpx.get(f"{stack.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        links = {r["annotations"]["runbook_url"] for g in groups for r in g["rules"]
+                 if "runbook_url" in r.get("annotations", {})}
+        assert links and all(link.startswith(f"{stack.urls['admin']}/runbooks/") for link in links), links
+        assert httpx.get(sorted(links)[0], timeout=10).status_code == 200
     finally:
         down(tmp_path)
     ports = [int(url.rsplit(":", 1)[1]) for url in [*stack.urls.values(), stack.prometheus or ""] if url]
