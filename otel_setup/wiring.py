@@ -54,9 +54,14 @@ from .telemetry import Telemetry
 from .trace_store import TraceStoreExporter
 
 
-def configure(service_name: str, *, app: FastAPI | None = None,
-              settings: TelemetrySettings | None = None) -> Telemetry:
-    """Set up telemetry for one service (idempotent) and instrument ``app`` when given."""
+def configure(service_name: str, *, app: FastAPI | None = None, settings: TelemetrySettings | None = None,
+              metrics: tuple[MetricSpec, ...] | None = None,
+              span_metrics: tuple[SpanMetric, ...] | None = None) -> Telemetry:
+    """Set up telemetry for one service (idempotent) and instrument ``app`` when given.
+
+    ``metrics`` and ``span_metrics`` are the service's metric specs and span-derived metrics;
+    by default the shop's catalog entry for ``service_name`` (any other name gets the HTTP and
+    telemetry-health metrics only)."""
     with STATE.lock:
         active = STATE.active
         if active is not None and active.service_name != service_name:
@@ -65,7 +70,9 @@ def configure(service_name: str, *, app: FastAPI | None = None,
             active.shutdown()
             active = None
         if active is None:
-            active = _build(service_name, settings or load_settings())
+            specs = metrics if metrics is not None else catalog.specs_for(service_name)
+            derived = span_metrics if span_metrics is not None else catalog.span_metrics_for(service_name)
+            active = _build(service_name, settings or load_settings(), specs, derived)
             STATE.active = active
             if active.enabled and not STATE.globals_set:
                 trace_api.set_tracer_provider(active.tracer_provider)
@@ -76,13 +83,12 @@ def configure(service_name: str, *, app: FastAPI | None = None,
         return active
 
 
-def _build(service_name: str, settings: TelemetrySettings) -> Telemetry:
+def _build(service_name: str, settings: TelemetrySettings, specs: tuple[MetricSpec, ...],
+           span_metrics: tuple[SpanMetric, ...]) -> Telemetry:
     semconv.apply(settings.semconv_stability_opt_in)  # before any instrumentation exists
     logs.mute_header_echo()
     enabled = not settings.sdk_disabled
     prefix = metric_prefix(service_name)
-    specs = catalog.specs_for(service_name)
-    span_metrics = catalog.span_metrics_for(service_name)
     resource = _resource(service_name, settings)
     file_stem = _file_stem(service_name, resource)
     sampler = sampling.RecordingSampler(sampling.base_sampler(settings),
