@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
@@ -203,10 +203,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def from_state(name: str) -> Callable[[Request], Any]:
-    """A dependency returning ``app.state.<name>`` (what the lifespan opened), for ``Annotated`` aliases."""
+def from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency returning ``app.state.<name>`` (what the lifespan opened), for ``Annotated`` aliases.
 
-    def dependency(request: Request) -> Any:
+    ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hand-off per
+    request and dependency for what is an attribute read."""
+
+    async def dependency(request: Request) -> Any:
         return getattr(request.app.state, name)
 
     dependency.__name__ = f"state_{name}"

@@ -12,7 +12,7 @@ from ..settings import Settings
 from ..upstream import Upstream
 
 
-def _instruments(request: Request) -> Any:
+async def _instruments(request: Request) -> Any:
     return request.app.state.telemetry.instruments
 
 

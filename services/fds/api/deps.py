@@ -18,7 +18,9 @@ from ..metrics import FdsMetrics
 from ..settings import Settings
 
 
-def get_evaluation_service(request: Request) -> EvaluationService:
+# ``async`` all: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hand-off
+# per request for what is an attribute read.
+async def get_evaluation_service(request: Request) -> EvaluationService:
     service: EvaluationService = request.app.state.evaluation
     return service
 
@@ -26,11 +28,11 @@ def get_evaluation_service(request: Request) -> EvaluationService:
 EvaluationDep = Annotated[EvaluationService, Depends(get_evaluation_service)]
 
 
-def _metrics(evaluations: EvaluationDep) -> FdsMetrics:
+async def _metrics(evaluations: EvaluationDep) -> FdsMetrics:
     return evaluations.metrics
 
 
-def _settings(evaluations: EvaluationDep) -> Settings:
+async def _settings(evaluations: EvaluationDep) -> Settings:
     return evaluations.settings
 
 
