@@ -314,7 +314,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=60.0, help="seconds the reconciler gets at the end")
     parser.add_argument("--workers", type=int, default=4, help="concurrent shoppers")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep-logs", type=Path,
+                        help="when a check fails, copy the services' output and JSON logs there")
     return parser.parse_args(argv)
+
+
+def keep_logs(workdir: Path, dest: Path) -> None:
+    """The services' output and JSON logs (what a failed check needs to be explained), copied
+    out of the run's temporary directory before it goes."""
+    for log in [*workdir.glob("out/*.log"), *workdir.rglob("*.jsonl")]:
+        if "traces" in log.parts:
+            continue  # spans: large, and the logs carry the trace ids
+        target = dest / log.relative_to(workdir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    err.print(f"logs kept in {dest}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for log in sorted((Path(tmp) / "out").glob("*.log")):
                 err.print(f"--- {log.name}\n{log.read_text()[-1500:]}")
             raise
+        if not result["ok"] and args.keep_logs:
+            keep_logs(Path(tmp), args.keep_logs)
     report(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -30,14 +30,22 @@ def test_two_minutes_of_faults_leave_every_order_settled_and_every_count_equal(t
     out = tmp_path / "soak.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.soak", "--duration", "72", "--window", "6", "--warmup", "15",
-         "--settle", "40", "--workers", "4", "--json", str(out)],
+         "--settle", "40", "--workers", "4", "--json", str(out), "--keep-logs", str(tmp_path / "logs")],
         cwd=ROOT, capture_output=True, text=True, timeout=400, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["cycles"] >= 6, result  # each of the six faults had its window
     failed = [name for name, ok in result["checks"].items() if not ok and name != RSS_LONG_RUN_CHECK]
-    assert not failed, json.dumps(result, indent=1)
+    assert not failed, json.dumps(result, indent=1) + _warnings(tmp_path / "logs")
     assert result["checkouts_201"] > 50, result  # the shop kept selling between the faults
     assert result["database"]["orders"] > 0 and result["database"]["evaluations"] > 0
     for name, warm in result["rss_warm_mb"].items():
         assert result["rss_end_mb"][name] <= warm * GROSS_LEAK, (name, result["rss_warm_mb"], result["rss_end_mb"])
+
+
+def _warnings(logs: Path) -> str:
+    """The services' warnings and errors of a failed run (bench.soak keeps its logs then)."""
+    lines = [f"{path.name}: {line.strip()}" for path in sorted(logs.rglob("*.jsonl"))
+             for line in path.read_text(errors="replace").splitlines()
+             if '"level": "WARNING"' in line or '"level": "ERROR"' in line]
+    return "\n" + "\n".join(lines[-60:])
