@@ -209,10 +209,12 @@ async def database_counts(dsn: str) -> dict[str, Any]:
         pending_payments = await conn.fetchval("SELECT count(*) FROM ecommerce_payments WHERE status = 'pending'")
         evaluations = await conn.fetchval("SELECT count(*) FROM fds_evaluations")
         # Verdicts the FDS gave (not the fail policy's stand-in) that have no stored evaluation.
-        unwritten = await conn.fetchval(
-            "SELECT count(*) FROM ecommerce_orders o WHERE o.fds IS NOT NULL "
+        unwritten_ids = [r["transaction_id"] for r in await conn.fetch(
+            "SELECT o.fds::jsonb ->> 'transaction_id' AS transaction_id FROM ecommerce_orders o "
+            "WHERE o.fds IS NOT NULL "
             "AND NOT (o.fds::jsonb -> 'risk_factors') ? 'fds_unavailable' AND NOT EXISTS "
-            "(SELECT 1 FROM fds_evaluations e WHERE e.transaction_id = o.fds::jsonb ->> 'transaction_id')")
+            "(SELECT 1 FROM fds_evaluations e WHERE e.transaction_id = o.fds::jsonb ->> 'transaction_id')")]
+        unwritten = len(unwritten_ids)
     finally:
         await conn.close()
     orders = {(r["status"], r["next_action"]): r["n"] for r in statuses}
@@ -220,6 +222,7 @@ async def database_counts(dsn: str) -> dict[str, Any]:
                     if status not in TERMINAL and not (status == "pending" and action == "review"))
     return {"orders": sum(orders.values()), "unsettled_orders": unsettled, "pending_payments": pending_payments,
             "evaluations": evaluations, "verdicts_not_written": unwritten,
+            "verdicts_not_written_ids": unwritten_ids[:10],
             "by_status": {f"{s}/{a or '-'}": n for (s, a), n in sorted(orders.items(), key=str)}}
 
 
@@ -230,11 +233,14 @@ def counter(url: str, name: str, **labels: str) -> float:
 
 
 async def settle(dsn: str, deadline_s: float) -> dict[str, Any]:
-    """The database counts once the reconciler has nothing left to do (or at the deadline)."""
+    """The database counts once the reconciler has nothing left to do and the FDS has written
+    every verdict it gave (or at the deadline). The FDS writes behind (``writer.py``): a verdict
+    of the load's last second is on its order before its row is in ``fds_evaluations``."""
     deadline = time.monotonic() + deadline_s
     while True:
         counts = await database_counts(dsn)
-        if (counts["unsettled_orders"] == 0 and counts["pending_payments"] == 0) or time.monotonic() > deadline:
+        settled = counts["unsettled_orders"] == 0 and counts["pending_payments"] == 0
+        if (settled and counts["verdicts_not_written"] == 0) or time.monotonic() > deadline:
             return counts
         await asyncio.sleep(2)
 
@@ -320,11 +326,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def keep_logs(workdir: Path, dest: Path) -> None:
-    """The services' output and JSON logs (what a failed check needs to be explained), copied
-    out of the run's temporary directory before it goes."""
+    """The services' output, JSON logs and trace stores (what a failed check needs to be
+    explained: a transaction id leads to its spans), copied out of the run's temporary directory
+    before it goes."""
     for log in [*workdir.glob("out/*.log"), *workdir.rglob("*.jsonl")]:
-        if "traces" in log.parts:
-            continue  # spans: large, and the logs carry the trace ids
         target = dest / log.relative_to(workdir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, target)
