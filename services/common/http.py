@@ -13,6 +13,10 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 import otel_setup
 
+RETRY_HEADER = "x-shopfds-retry"
+"""``true`` on a request that may repeat one whose answer was lost (ecommerce's reconciler asking
+the FDS again): the FDS then answers from its table even without a replay marker in its cache."""
+
 
 def client(base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None,
            headers: dict[str, str] | None = None) -> httpx.AsyncClient:

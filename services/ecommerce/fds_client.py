@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 import otel_setup
+from services.common.http import RETRY_HEADER
 
 from .metrics import ShopMetrics
 
@@ -44,12 +45,16 @@ class FdsClient:
         self.fail_policy = fail_policy
         self.metrics = metrics
 
-    async def evaluate(self, transaction: dict[str, Any]) -> dict[str, Any]:
-        """The verdict stored on the order: ``{transaction_id, decision, risk_score, ...}``."""
+    async def evaluate(self, transaction: dict[str, Any], *, retry: bool = False) -> dict[str, Any]:
+        """The verdict stored on the order: ``{transaction_id, decision, risk_score, ...}``.
+
+        ``retry``: this transaction may have been asked for before (the reconciler): the FDS
+        answers its first verdict from its table even when its cache lost the replay marker."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.http.post("/v1/fds/evaluate", json=transaction)
+                response = await self.http.post("/v1/fds/evaluate", json=transaction,
+                                                headers={RETRY_HEADER: "true"} if retry else None)
             response.raise_for_status()
             verdict = Evaluation.model_validate(response.json())
         except (httpx.HTTPError, TimeoutError, ValueError, ValidationError) as exc:

@@ -6,8 +6,9 @@ payment row ``pending`` whose charge the gateway answered after the connection w
 such an order is older than ``SHOPFDS_RECONCILE_AFTER_SECONDS`` (far beyond any checkout's own
 time), the reconciler settles it:
 
-- **no verdict**: the FDS is asked again with the same transaction id (derived from the order:
-  the FDS answers its first verdict, it does not evaluate twice), and the verdict is applied as a
+- **no verdict**: the FDS is asked again with the same transaction id (derived from the order)
+  and the retry header (the FDS answers its first verdict from its table, it does not evaluate
+  twice, even after Redis lost its replay markers), and the verdict is applied as a
   checkout would (approve: paid; block: cancelled; hold: staff review);
 - **approved, no payment row**: paid now (``Shop.pay``; the payment row's unique order_id and the
   gateway's idempotency key make a racing retry charge once);
@@ -92,7 +93,7 @@ class Reconciler:
             return "verify", "review" if moved else ""
         if order.fds is None:
             user = await session.get(User, order.user_id)
-            verdict = await self.shop.fds.evaluate(_transaction(order, user))
+            verdict = await self.shop.fds.evaluate(_transaction(order, user), retry=True)
             if verdict["decision"] == "additional_auth":  # nobody is there to verify: staff decide
                 verdict = {**verdict, "decision": "hold"}
             return "verdict", _outcome(await self.shop._apply(session, order, verdict))

@@ -54,7 +54,11 @@ class EvaluationService:
         self.metrics = metrics
         self.settings = settings
 
-    async def evaluate(self, txn: Transaction, session: AsyncSession) -> Answer:
+    async def evaluate(self, txn: Transaction, session: AsyncSession, *, asked_before: bool = False) -> Answer:
+        """``asked_before``: the caller may have asked for this transaction already (ecommerce's
+        reconciler asks again for an order whose verdict was lost): the table is read even without
+        a replay marker, which a Redis that lost its data no longer holds, so the first answer is
+        given again instead of a second evaluation counted twice."""
         waiting = self.writer.waiting(txn.transaction_id)
         if waiting is not None:  # a retry of one answered here, not yet written: the first answer stands
             return Answer(store.to_evaluation(EvaluationRow(**waiting)), replayed=True)
@@ -62,7 +66,7 @@ class EvaluationService:
         if running is not None:  # the same transaction is being evaluated in this process: share its answer
             return Answer(await running, replayed=True)
         try:
-            evaluation, outcome = await self._once(session, txn)
+            evaluation, outcome = await self._once(session, txn, asked_before)
         except BaseException as exc:
             self.writer.settle(txn.transaction_id, None, exc)
             raise
@@ -74,7 +78,8 @@ class EvaluationService:
                                                      txn.transaction_id, outcome.slowest_engine)
         return Answer(evaluation, replayed=False)
 
-    async def _once(self, session: AsyncSession, txn: Transaction) -> tuple[Evaluation, Outcome | None]:
+    async def _once(self, session: AsyncSession, txn: Transaction,
+                    asked_before: bool = False) -> tuple[Evaluation, Outcome | None]:
         """The answer and, when this call evaluated it, the outcome; else the answer of whichever
         process evaluated the transaction first (waited for when it is still running)."""
         key, marker = _claim(txn.transaction_id), _marker(txn.transaction_id)
@@ -84,7 +89,7 @@ class EvaluationService:
                 return Evaluation.model_validate_json(found[0]), None
             await asyncio.sleep(POLL_SECONDS)
         try:
-            known = await _stored(session, txn.transaction_id, evaluated_before=found[1] is not None)
+            known = await _stored(session, txn.transaction_id, evaluated_before=asked_before or found[1] is not None)
             if known is not None:
                 await self.cache.set(key, known.model_dump_json(), ANSWER_TTL)
                 return known, None

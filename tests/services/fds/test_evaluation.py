@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.common.http import RETRY_HEADER
 from tests.conftest import samples
 
 from ..conftest import Backend, serve
@@ -64,3 +65,17 @@ async def test_another_process_answers_a_retry_with_the_first_answer(backend: Ba
     spans = sorted(_server_spans(second, memory), key=lambda s: s.start_time or 0)
     assert [(s.attributes or {}).get("fds.replayed") for s in spans] == [None, True]
     assert _counted(second) == 1
+
+
+async def test_a_retry_after_the_cache_lost_its_markers_is_the_first_answer_from_the_table(
+        backend: Backend, tmp_path) -> None:
+    app = make_fds(backend, tmp_path)
+    body = txn(email="x@mailinator.com")
+    async with serve(app) as client:
+        first = (await client.post("/v1/fds/evaluate", json=body)).json()
+        await client.get("/v1/fds/stats", headers=staff(app))  # the read flushes: the row is in the table
+        for key in (f"fds:claim:{body['transaction_id']}", f"fds:evaluated:{body['transaction_id']}"):
+            await app.state.cache.delete(key)  # as a Redis restarted without persistence leaves it
+        again = await client.post("/v1/fds/evaluate", json=body, headers={RETRY_HEADER: "true"})
+    assert again.status_code == 200 and again.json() == first
+    assert _counted(app) == 1

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 from opentelemetry import trace
 
 from otel_setup import Attr
 from services.common.app import SessionDep
+from services.common.http import RETRY_HEADER
 
 from ...evaluation import Answer
 from ...schemas import Evaluation, Transaction
@@ -19,10 +22,11 @@ router = APIRouter(prefix="/v1/fds", tags=["evaluate"])
 
 
 @router.post("/evaluate", response_model=Evaluation)
-async def evaluate(txn: Transaction, evaluations: EvaluationDep, session: SessionDep) -> Evaluation:
+async def evaluate(txn: Transaction, evaluations: EvaluationDep, session: SessionDep,
+                   retry: Annotated[bool, Header(alias=RETRY_HEADER)] = False) -> Evaluation:
     span = trace.get_current_span()
     span.set_attribute(Attr.FDS_TRANSACTION_ID, txn.transaction_id)
-    answer = await evaluations.evaluate(txn, session)
+    answer = await evaluations.evaluate(txn, session, asked_before=retry)
     _annotate(span, answer)
     return answer.evaluation
 
