@@ -61,6 +61,7 @@ bench: $(STAMP) prometheus wrk
 	$(BIN)/python -m bench.services --json $(RESULTS)/services.json
 	$(BIN)/python -m bench.accuracy --json $(RESULTS)/accuracy.json
 	$(BIN)/python -m bench.backends_down --json $(RESULTS)/backends_down.json
+	$(BIN)/python -m bench.before_after --json $(RESULTS)/before_after.json
 	$(BIN)/python -m bench.report $(RESULTS) BENCHMARKS.md bench/NOTES.md
 	$(BIN)/python -m bench.capacity $(RESULTS)
 

@@ -52,6 +52,7 @@ from rich.table import Table
 
 from bench.services import percentiles
 from otel_setup.catalog import LATENCY_BUCKETS
+from shopfds import procs
 from shopfds.procs import ROOT, prometheus, prometheus_binary
 from shopfds.stack import Stack, run_stack
 
@@ -301,8 +302,9 @@ def _package(frame: str) -> str | None:
     path = frame.rsplit(" (", 1)[-1].rsplit(":", 1)[0]
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if path.startswith(str(ROOT)):
-        return path[len(str(ROOT)) + 1:].split("/", 1)[0]
+    for root in {str(ROOT), str(procs.SERVICE_ROOT)}:  # this checkout, or the commit bench.before_after runs
+        if path.startswith(root + "/"):
+            return path[len(root) + 1:].split("/", 1)[0]
     return None
 
 

@@ -29,12 +29,13 @@ from bench.checkout import API_P95_TARGET_MS, FDS_P95_TARGET_MS, OFF, ON, cpu_ce
 FILES = {"saturation": "saturation.json", "telemetry_cost": "telemetry_cost.json", "checkout": "checkout.json",
          "checkout_postgres": "checkout_postgres.json", "services": "services.json",
          "checkout_saturation": "checkout_saturation.json", "workers": "workers.json",
-         "accuracy": "accuracy.json", "backends_down": "backends_down.json"}
+         "accuracy": "accuracy.json", "backends_down": "backends_down.json", "before_after": "before_after.json"}
 COMMANDS = {"saturation": "python -m bench.saturation",
             "telemetry_cost": "python -m bench.telemetry_cost", "services": "python -m bench.services",
             "checkout": "python -m bench.checkout", "checkout_postgres": "python -m bench.checkout --backend postgres",
             "checkout_saturation": "python -m bench.checkout_saturation", "workers": "python -m bench.workers",
-            "accuracy": "python -m bench.accuracy", "backends_down": "python -m bench.backends_down"}
+            "accuracy": "python -m bench.accuracy", "backends_down": "python -m bench.backends_down",
+            "before_after": "python -m bench.before_after"}
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -295,6 +296,73 @@ def checkout_saturation_section(saturation: dict[str, Any]) -> str:
         "Targets:\n" + "\n".join(lines)])
 
 
+SIDES = ("before", "after")
+
+
+def _share(profile: dict[str, Any] | None) -> str:
+    return f"{profile['telemetry_pct']:.1f} %" if profile else "-"
+
+
+def _ms(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def before_after_section(ba: dict[str, Any]) -> str:
+    """``bench.before_after``: the FDS and ecommerce at an earlier commit and at this one, same run."""
+    commits = {side: ba[side]["commit"][:7] for side in SIDES}
+    parts = [f"## Before and after: the FDS and ecommerce at `{commits['before']}` and `{commits['after']}`, one run",
+             f"`{ba.get('command', COMMANDS['before_after'])}`: the services of `{commits['before']}` (the last commit "
+             f"before the work on the telemetry's price, {ba['before']['date'][:10]}) run from a git worktree under "
+             "this harness beside this commit's, same machine, same sitting. FDS: wrk closed loop, ABBA over the "
+             "four (commit, mode) pairs, embedded default; checkout: closed loop on PostgreSQL + Redis, development "
+             "defaults, telemetry on and off. Profiles: py-spy `--gil` at saturation with telemetry on (development "
+             "defaults); the telemetry share is the samples whose innermost non-standard-library frame is in "
+             "`opentelemetry`, `otel_setup` or `sentry_sdk`, and the CPU it stands for is that share of the CPU per "
+             "request."]
+    profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
+    if "fds" in ba:
+        fds = ba["fds"]["sides"]
+        parts.append(_table(
+            ("FDS evaluate", "commit", "development/s", "off/s", "on/off", "CPU ms/eval, development", "off",
+             "telemetry share", "≈ telemetry CPU ms/eval", "errors"),
+            [(side, f"`{commits[side]}`", f"{f['evaluations_per_s']['development']:.0f}",
+              f"{f['evaluations_per_s']['disabled']:.0f}", f"**{f['ratio']:.2f}**",
+              _ms(f["cpu_ms_per_evaluation"]["development"]), _ms(f["cpu_ms_per_evaluation"]["disabled"]),
+              _share(f["profile"]), _ms(f["telemetry_cpu_ms"]), f["errors"])
+             for side, f in ((side, fds[side]) for side in SIDES)]))
+        profiles |= {("FDS", side): fds[side]["profile"] for side in SIDES}
+    if "checkout" in ba:
+        shop = ba["checkout"]["sides"]
+        parts.append(_table(
+            ("checkout", "commit", "telemetry/s", "off/s", "on/off", "ecommerce CPU ms/checkout, telemetry", "off",
+             "telemetry share", "≈ telemetry CPU ms/checkout", "errors"),
+            [(side, f"`{commits[side]}`", f"{c['checkouts_per_s']['telemetry']:.1f}",
+              f"{c['checkouts_per_s']['disabled']:.1f}", "-" if c["ratio"] is None else f"**{c['ratio']:.2f}**",
+              _ms(c["ecommerce_cpu_ms_per_checkout"]["telemetry"], 1),
+              _ms(c["ecommerce_cpu_ms_per_checkout"]["disabled"], 1), _share(c["profile"]),
+              _ms(c["telemetry_cpu_ms"], 1), f"{c['errors']['telemetry']:.2%}")
+             for side, c in ((side, shop[side]) for side in SIDES)]))
+        profiles |= {("ecommerce", side): shop[side]["profile"] for side in SIDES}
+    packages: dict[str, float] = {}
+    for profile in filter(None, profiles.values()):
+        for name, pct in profile["packages_pct"].items():
+            packages[name] = max(packages.get(name, 0.0), pct)
+    if packages:
+        parts += ["Profile at saturation, share of samples by package (%):",
+                  _table(("package", *(f"{service} `{commits[side]}`" for service, side in profiles)),
+                         [(name, *(_ms((profile or {}).get("packages_pct", {}).get(name, 0.0), 1)
+                                   for profile in profiles.values()))
+                          for name, top in sorted(packages.items(), key=lambda kv: -kv[1]) if top >= 1.0])]
+    for service in dict.fromkeys(service for service, _ in profiles):
+        tops = [list(((profiles[service, side] or {}).get("functions_self_pct") or {}).items())[:10] for side in SIDES]
+        rows = [(i + 1, *(f"`{tops[k][i][0]}` {tops[k][i][1]:.1f}" if i < len(tops[k]) else "" for k in range(2)))
+                for i in range(max(map(len, tops)))]
+        if rows:
+            parts += [f"{service}: functions by own samples (%), before and after:",
+                      _table(("#", f"`{commits['before']}`", f"`{commits['after']}`"), rows)]
+    return "\n\n".join(parts)
+
+
 def _ci(r: dict[str, Any]) -> str:
     if r["value"] is None:
         return "no data"
@@ -358,6 +426,8 @@ def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
     parts.append(saturation_section(results.get("saturation"), results.get("checkout_saturation")))
     if "checkout_saturation" in results:
         parts.append(checkout_saturation_section(results["checkout_saturation"]))
+    if "before_after" in results:
+        parts.append(before_after_section(results["before_after"]))
     if "telemetry_cost" in results:
         parts.append(telemetry_cost_section(results["telemetry_cost"]))
     parts += [checkout_section(results[name]) for name in ("checkout", "checkout_postgres") if name in results]

@@ -54,6 +54,7 @@ from rich.table import Table
 
 from bench.checkout import summarize_profile
 from services.ml.generator import generate
+from shopfds import procs
 from shopfds.procs import ROOT, free_port, stop, wait_http
 from shopfds.stack import service_env
 
@@ -76,11 +77,11 @@ def service(name: str, workdir: Path, urls: dict[str, str], env: dict[str, str],
             "--port", str(port), "--log-level", "warning"]
     if workers > 1:
         args += ["--workers", str(workers)]
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **service_env(workdir, urls, env)}
+    full_env = {**os.environ, "PYTHONPATH": str(procs.SERVICE_ROOT), **service_env(workdir, urls, env)}
     log = workdir / "out" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, cwd=procs.SERVICE_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/health", timeout=90, proc=proc)

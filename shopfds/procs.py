@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the services' code runs from: this checkout, or an earlier commit's worktree when
+# ``bench.before_after`` measures it under this harness.
+SERVICE_ROOT = ROOT
 
 
 def free_port() -> int:
@@ -55,12 +58,12 @@ def uvicorn_app(target: str, env: dict[str, str], log: Path, port: int | None = 
                 pids: dict[str, int] | None = None) -> Iterator[str]:
     """Run ``target`` under uvicorn until the block ends; its pid goes to ``pids[target]`` when given."""
     port = port or free_port()
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    full_env = {**os.environ, "PYTHONPATH": str(SERVICE_ROOT), **env}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+             "--log-level", "warning"], cwd=SERVICE_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
         if pids is not None:
             pids[target] = proc.pid
         try:

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from . import procs
 from . import workers as procs_workers
 from .procs import ROOT, free_port, prometheus_binary, stop, uvicorn_app, wait_http, wait_scraped
 from .rules import DEFAULT_RUNBOOK_BASE_URL, rule_files, runbook_base_url
@@ -170,7 +171,8 @@ def port_in_use(port: int) -> bool:
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        return subprocess.Popen(args, cwd=procs.SERVICE_ROOT,
+                                env={**os.environ, "PYTHONPATH": str(procs.SERVICE_ROOT), **env},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .procs import ROOT, free_port
+from . import procs
+from .procs import free_port
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,9 @@ def spawn(worker: Worker, shared: dict[str, str], workdir: Path) -> subprocess.P
     ready_file(workdir, worker).unlink(missing_ok=True)
     args = [sys.executable, "-m", "shopfds.serve", f"services.{worker.service}.main:app", "--host", "127.0.0.1",
             "--port", str(worker.port), "--log-level", "warning", "--ready", str(ready_file(workdir, worker))]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **worker_env(worker, shared)}
+    env = {**os.environ, "PYTHONPATH": str(procs.SERVICE_ROOT), **worker_env(worker, shared)}
     with log.open("ab") as out:
-        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(args, cwd=procs.SERVICE_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
