@@ -136,10 +136,17 @@ def is_sensitive_key(key: str) -> bool:
             or normal.endswith(("token", "secret", "cvv", "cvc")))
 
 
+# Values that are returned as they are: checked first, since the Mapping check below is an ABC
+# check (span attributes are numbers and booleans as often as strings).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def scrub_value(value: Any, depth: int = 0) -> Any:
     """Scrub any JSON-like value: strings masked, mappings and sequences walked."""
     if isinstance(value, str):
         return scrub_text(value)
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, (bytes, bytearray)):
         return scrub_text(value.decode("utf-8", "replace"))
     if depth >= _MAX_DEPTH:

@@ -5,18 +5,21 @@
   with an exemplar pointing at that span, so services only create spans (what the collector's
   spanmetrics connector would do, done in-process so the embedded default has it too).
 - :class:`ScrubbingExporter` masks PII in attributes, events (exception messages and stack
-  traces) and status descriptions before any exporter sees a span. Query texts (``db.statement``,
-  ``db.query.text``) are templates with placeholders, the same few dozen strings over and over:
-  their scrubbed form is remembered (bounded) instead of running every pattern on every SQL span.
+  traces) and status descriptions before an exporter (OTLP, Sentry) sees a span. Query texts
+  (``db.statement``, ``db.query.text``) are templates with placeholders, the same few dozen
+  strings over and over: their scrubbed form is remembered (bounded) instead of running every
+  pattern on every SQL span. An exporter that encodes spans itself can instead scrub each value
+  while it encodes it, with the same functions (``scrub_attributes``, ``scrub_text``): the trace
+  store does (``scrubs_itself``), which saves building a second span and walking it twice.
 - :class:`CountingExporter` and :class:`CountingBatchProcessor` count what was exported,
   what failed and what was dropped from a full queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -83,7 +86,25 @@ def _scrub_template(text: str) -> str:
     return scrub_text(text)
 
 
-def _scrub_attrs(attributes: Any) -> Any:
+def plain_attributes(item: ReadableSpan | Event) -> Mapping[str, Any] | None:
+    """The attributes of a finished span or of an event, to read only.
+
+    ``ReadableSpan.attributes`` wraps the SDK's ``BoundedAttributes`` in a ``MappingProxyType``:
+    every key read or iterated goes through Python-level ``Mapping`` methods (a missing key's
+    ``get`` raises and catches a ``KeyError``). The plain dict under it is read when it is there,
+    the public property otherwise."""
+    raw = getattr(item, "_attributes", None)
+    if type(raw) is dict:
+        return raw
+    inner = getattr(raw, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    return item.attributes
+
+
+def scrub_attributes(attributes: Any) -> Any:
+    """Span or event attributes with their PII masked: a new dict, or ``attributes`` itself
+    when empty."""
     if not attributes:
         return attributes
     templates = {key: _scrub_template(value) for key in _TEMPLATE_KEYS
@@ -111,10 +132,12 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
         description = scrub_text(status.description)
         if description is not status.description:
             status = Status(status.status_code, description)
-    attributes = _scrub_attrs(span.attributes)
-    events = [(e, _scrub_attrs(e.attributes)) for e in span.events]
-    if (status is span.status and _unchanged(span.attributes, attributes)
-            and all(_unchanged(e.attributes, a) for e, a in events)):
+    original = plain_attributes(span)
+    attributes = scrub_attributes(original)
+    events = [(e, plain_attributes(e)) for e in span.events]
+    scrubbed = [(e, before, scrub_attributes(before)) for e, before in events]
+    if (status is span.status and _unchanged(original, attributes)
+            and all(_unchanged(before, after) for _, before, after in scrubbed)):
         return span
     return ReadableSpan(
         name=span.name,
@@ -122,7 +145,7 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
         parent=span.parent,
         resource=span.resource,
         attributes=attributes,
-        events=[Event(e.name, a, e.timestamp) for e, a in events],
+        events=[Event(e.name, after, e.timestamp) for e, _, after in scrubbed],
         links=span.links,
         kind=span.kind,
         status=status,
@@ -142,8 +165,7 @@ class ScrubbingExporter(SpanExporter):
             try:
                 clean.append(scrub_span(span))
             except Exception:
-                # Never export an unscrubbed span: drop it and count it.
-                STATS.add("otel_setup_spans_dropped_total", exporter="scrubber", reason="scrub_error")
+                count_scrub_error()  # never export an unscrubbed span: drop it and count it
         return self.inner.export(clean)
 
     def shutdown(self, **kwargs: Any) -> None:
@@ -153,32 +175,62 @@ class ScrubbingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+@runtime_checkable
+class SelfScrubbingExporter(Protocol):
+    """An exporter that masks PII itself while it encodes each span (``scrubs`` is True), so
+    ``Telemetry.add_span_exporter`` puts no :class:`ScrubbingExporter` in front of it.
+
+    ``export_scrubbed`` must do what :class:`ScrubbingExporter` does: a span whose scrubbing
+    raises is never exported, and is counted as ``otel_setup_spans_dropped_total{exporter=
+    "scrubber",reason="scrub_error"}``. It returns the result and the number of spans so dropped,
+    which :class:`CountingExporter` leaves out of its own counts (as it never saw them before)."""
+
+    scrubs: bool
+
+    def export_scrubbed(self, spans: Sequence[ReadableSpan]) -> tuple[SpanExportResult, int]: ...
+
+
+def scrubs_itself(exporter: SpanExporter) -> TypeGuard[SelfScrubbingExporter]:
+    return isinstance(exporter, SelfScrubbingExporter) and exporter.scrubs is True
+
+
+def count_scrub_error() -> None:
+    STATS.add("otel_setup_spans_dropped_total", exporter="scrubber", reason="scrub_error")
+
+
 class CountingExporter(SpanExporter):
     """Counts exported spans and failed exports; while the backend is known down
     (``backoff.DownGate``) a batch is dropped without being encoded, counted the same way
-    with reason ``backend_down``."""
+    with reason ``backend_down``. Spans a self-scrubbing exporter dropped for a scrub error are
+    counted there only (``SelfScrubbingExporter``)."""
 
     def __init__(self, inner: SpanExporter, name: str) -> None:
         self.inner = inner
         self.name = name
         self.gate = DownGate()
+        self._export_scrubbed = inner.export_scrubbed if scrubs_itself(inner) else None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self.gate.open():
             STATS.add("otel_setup_export_failures_total", exporter=self.name)
             STATS.add("otel_setup_spans_dropped_total", len(spans), exporter=self.name, reason="backend_down")
             return SpanExportResult.FAILURE
+        unscrubbable = 0
         try:
-            result = self.inner.export(spans)
+            if self._export_scrubbed is not None:
+                result, unscrubbable = self._export_scrubbed(spans)
+            else:
+                result = self.inner.export(spans)
         except Exception:
             result = SpanExportResult.FAILURE
+        count = len(spans) - unscrubbable
         if result is SpanExportResult.SUCCESS:
             self.gate.succeeded()
-            STATS.add("otel_setup_spans_exported_total", len(spans), exporter=self.name)
+            STATS.add("otel_setup_spans_exported_total", count, exporter=self.name)
         else:
             self.gate.failed()
             STATS.add("otel_setup_export_failures_total", exporter=self.name)
-            STATS.add("otel_setup_spans_dropped_total", len(spans), exporter=self.name,
+            STATS.add("otel_setup_spans_dropped_total", count, exporter=self.name,
                       reason="export_failed")
         return result
 

@@ -33,7 +33,7 @@ from .logs import LogSetup
 from .metrics_server import MetricsServer
 from .sampling import RecordingSampler
 from .settings import TelemetrySettings
-from .spans import CountingBatchProcessor, CountingExporter, ScrubbingExporter
+from .spans import CountingBatchProcessor, CountingExporter, ScrubbingExporter, scrubs_itself
 from .specs import MetricSpec
 
 
@@ -76,11 +76,13 @@ class Telemetry:
         return self.http.in_progress
 
     def add_span_exporter(self, name: str, exporter: SpanExporter, *, scrub: bool = True) -> None:
-        """Export sampled spans through a bounded batch queue (scrubbed, counted)."""
+        """Export sampled spans through a bounded batch queue (scrubbed, counted). An exporter
+        that scrubs each span itself while encoding it (``spans.scrubs_itself``: the trace
+        store) gets no ``ScrubbingExporter`` in front of it."""
         if not isinstance(self.tracer_provider, TracerProvider) or name in self.span_exporters:
             return  # telemetry off: nothing is exported
         wrapped: SpanExporter = CountingExporter(exporter, name)
-        if scrub:
+        if scrub and not scrubs_itself(exporter):
             wrapped = ScrubbingExporter(wrapped)
         self.span_exporters[name] = exporter
         self.tracer_provider.add_span_processor(CountingBatchProcessor(wrapped, name))

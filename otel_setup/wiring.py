@@ -160,7 +160,9 @@ def _add_exporters(telemetry: Telemetry) -> None:
     s = telemetry.settings
     if s.trace_store_dir:
         with guard("trace-store"):
-            store = TraceStoreExporter(s.trace_store_dir, telemetry.file_stem, int(s.trace_store_max_mb * 1024 * 1024))
+            # Scrubs while it encodes each span: no ScrubbingExporter in front of it.
+            store = TraceStoreExporter(s.trace_store_dir, telemetry.file_stem,
+                                       int(s.trace_store_max_mb * 1024 * 1024), scrub=True)
             telemetry.add_span_exporter("trace_store", store, scrub=True)
     if s.otlp_enabled and (s.otlp_endpoint or s.otlp_traces_endpoint):
         with guard("otlp-traces"):
