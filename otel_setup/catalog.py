@@ -66,7 +66,9 @@ ECOMMERCE = http_metrics("ecommerce") + (
 FDS = http_metrics("fds") + (
     _c("fds_evaluations_total", "Evaluations by risk level and decision", "risk_level", "decision"),
     _h("fds_evaluation_duration_seconds", "Evaluation time (SLA 0.1 s)"),
-    _g("fds_evaluation_latency_summary", "Evaluation latency quantiles over a sliding window, seconds", "quantile"),
+    # quantile: 0.5, 0.9, 0.95, 0.99, computed from the FDS's window when metrics are collected
+    # (services/fds/metrics.py), not at every evaluation; absent while the window is empty.
+    _o("fds_evaluation_latency_summary", "Evaluation latency quantiles over a sliding window, seconds", "quantile"),
     _u("fds_evaluations_in_progress", "Evaluations running"),
     _c("fds_sla_violations_total", "Evaluations slower than 100 ms"),
     # reason: the bounded degraded_reason parts (ml_unavailable, cti_provider_open, aggregates_fallback, ...).

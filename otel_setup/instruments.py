@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-from .guard import STATS
+from .guard import STATS, guard
 from .specs import Kind, MetricSpec
 
 
@@ -36,12 +36,21 @@ def _self_metric_callback(name: str) -> Any:
     return callback
 
 
+ObservationSource = Callable[[], Iterable[tuple[float, dict[str, str]]]]
+
+
 class ObservedGauge:
     """A gauge whose series are read at collect time: ``set`` keeps a value per attribute set,
-    ``clear`` drops it, so a figure that stopped existing is absent rather than stale."""
+    ``clear`` drops it, so a figure that stopped existing is absent rather than stale.
+
+    ``source``, when given, is called at collect time too, for figures computed from state the
+    service keeps (the FDS's latency quantiles from its window): its ``(value, attributes)``
+    pairs are reported beside the set values, so the service pays for them once a collect
+    instead of on every update. A source that raises is contained and counted (``guard``)."""
 
     def __init__(self) -> None:
         self._values: dict[tuple[tuple[str, str], ...], float] = {}
+        self.source: ObservationSource | None = None
 
     def set(self, value: float, attributes: dict[str, str] | None = None) -> None:
         self._values[tuple(sorted((attributes or {}).items()))] = float(value)
@@ -50,7 +59,12 @@ class ObservedGauge:
         self._values.pop(tuple(sorted((attributes or {}).items())), None)
 
     def callback(self, options: CallbackOptions) -> Sequence[Observation]:
-        return [Observation(value, dict(key)) for key, value in list(self._values.items())]
+        observations = [Observation(value, dict(key)) for key, value in list(self._values.items())]
+        source = self.source
+        if source is not None:
+            with guard("observed-gauge"):
+                observations += [Observation(value, attributes) for value, attributes in source()]
+        return observations
 
 
 class Instruments:

@@ -39,13 +39,19 @@ class LatencyWindow:
         self._next = (self._next + 1) % self.size
 
     def quantiles(self, qs: Iterable[float] = QUANTILES) -> dict[float, float]:
-        """{q: seconds}; empty while the window is empty."""
-        if not self._filled:
+        """{q: seconds}; empty while the window is empty.
+
+        Called at collect time, possibly on another thread (the metrics listener, the OTLP
+        reader) while ``add`` runs on the event loop: it reads one copy of the counts, taken
+        at once under the GIL, and their sum, so it never sees a sample half moved."""
+        counts = self._counts.copy()
+        filled = sum(counts)
+        if not filled:
             return {}
-        wanted = sorted((max(1, math.ceil(q * self._filled)), q) for q in qs)
+        wanted = sorted((max(1, math.ceil(q * filled)), q) for q in qs)
         out: dict[float, float] = {}
         seen, i = 0, 0
-        for bucket, count in enumerate(self._counts):
+        for bucket, count in enumerate(counts):
             seen += count
             while i < len(wanted) and seen >= wanted[i][0]:
                 out[wanted[i][1]] = _middle(bucket)

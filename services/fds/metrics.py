@@ -1,5 +1,10 @@
 """The FDS's domain metrics (names in otel_setup/catalog.py), recorded once per evaluation.
 
+The latency quantiles (``fds_evaluation_latency_summary``) are computed from the sliding window
+when metrics are collected, not at every evaluation (a pass over the window's ~280 buckets each
+time): the gauge reads the window of the ``FdsMetrics`` that last took an evaluation, so two FDS
+apps in one process (one ``Instruments``) never report a mix of their windows.
+
 The four engine-duration histograms are not here: otel_setup derives them from the engine
 spans. Quality follows reviewer feedback: the TP/FP/TN/FN counters count the labels this process
 received (Prometheus sums them over processes); the precision/recall/F1 gauges, lifetime and
@@ -48,6 +53,16 @@ def quality(tp: int, fp: int, fn: int) -> tuple[float | None, float | None, floa
     return precision, recall, f1
 
 
+def _quantile_series(window: LatencyWindow) -> Callable[[], list[tuple[float, dict[str, str]]]]:
+    """The summary gauge's series, computed when metrics are collected: none while the window
+    is empty. Holds the window only, not the ``FdsMetrics`` (nor its app) around it."""
+
+    def series() -> list[tuple[float, dict[str, str]]]:
+        return [(seconds, {"quantile": str(q)}) for q, seconds in window.quantiles().items()]
+
+    return series
+
+
 class FdsMetrics:
     def __init__(self, instruments: Instruments, window: int, sla_seconds: float,
                  quality_window_seconds: float = 3600.0) -> None:
@@ -55,7 +70,8 @@ class FdsMetrics:
         self.sla_seconds = sla_seconds
         self.quality_window = timedelta(seconds=quality_window_seconds)
         self.latency = LatencyWindow(window)
-        self._quantiles: dict[float, float] = {}  # last values set: a gauge keeps its value
+        self._summary = instruments["fds_evaluation_latency_summary"]  # an ObservedGauge
+        self._observe_latency = _quantile_series(self.latency)  # one function: ``is`` tells whose window is read
         self._refresher: asyncio.Task[None] | None = None
         for reason in DEGRADED_REASONS:
             instruments["fds_degraded_evaluations_total"].add(0, {"reason": reason})
@@ -86,11 +102,8 @@ class FdsMetrics:
         elif ev.decision == "additional_auth":
             i["fds_additional_auth_required_total"].add(1)
         self.latency.add(outcome.duration_s)
-        summary = i["fds_evaluation_latency_summary"]
-        for q, seconds in self.latency.quantiles().items():
-            if self._quantiles.get(q) != seconds:  # most evaluations leave the window's quantiles as they were
-                self._quantiles[q] = seconds
-                summary.set(seconds, {"quantile": str(q)})
+        if self._summary.source is not self._observe_latency:  # this window is the one /metrics reads
+            self._summary.source = self._observe_latency
         violated = outcome.duration_s > self.sla_seconds
         if violated:
             i["fds_sla_violations_total"].add(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import samples
@@ -101,3 +103,36 @@ async def test_slow_evaluation_is_an_sla_violation(backend: Backend, tmp_path) -
     cti = next(s for s in memory.get_finished_spans() if s.name == "fds.engine.cti")
     assert cti.status.status_code.name == "ERROR"
     assert [e.name for e in cti.events] == ["exception"]
+
+
+def _summary(app: Any) -> dict[str, float]:
+    return {s.labels["quantile"]: s.value for s in samples(app.state.telemetry, "fds_evaluation_latency_summary")}
+
+
+def _window(app: Any) -> dict[str, float]:
+    return {str(q): seconds for q, seconds in app.state.evaluation.metrics.latency.quantiles().items()}
+
+
+async def test_latency_summary_is_read_from_the_window_when_metrics_are_collected(tmp_path) -> None:
+    # Two FDS apps in one process (two workers' worth) share one Telemetry and its instruments,
+    # each with its own window: the gauge reports the window that last took an evaluation, whole.
+    first, second = (make_fds(Backend("embedded", {"data_dir": str(tmp_path / name), "redis_url": None,
+                                                   "database_url": None}), tmp_path)
+                     for name in ("first", "second"))
+    assert first.state.telemetry is second.state.telemetry
+    async with serve(first) as one, serve(second) as other:
+        assert _summary(first) == {}  # absent while no window holds an evaluation
+        for user in ("u1", "u2", "u3"):
+            assert (await one.post("/v1/fds/evaluate", json=txn(user_id=user))).status_code == 200
+        assert set(_summary(first)) == {"0.5", "0.9", "0.95", "0.99"}
+        assert _summary(first) == _window(first)
+        # Computed at collect time: a sample the window took since is in the next scrape.
+        first.state.evaluation.metrics.latency.add(5.0)
+        assert _summary(first)["0.99"] == _window(first)["0.99"] > 4.5
+        assert (await other.post("/v1/fds/evaluate", json=txn(user_id="u4"))).status_code == 200
+        assert _summary(first) == _window(second) != _window(first)  # the second window, not a mix
+        assert (await one.post("/v1/fds/evaluate", json=txn(user_id="u5"))).status_code == 200
+        assert _summary(second) == _window(first)
+        text = (await one.get("/metrics")).text
+    assert "# TYPE fds_evaluation_latency_summary gauge" in text
+    assert 'fds_evaluation_latency_summary{quantile="0.99"}' in text
