@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 from .guard import STATS, guard
@@ -67,10 +68,53 @@ class ObservedGauge:
         return observations
 
 
+Key = frozenset[tuple[str, Any]]
+OVERFLOW: Key = frozenset({("otel.metric.overflow", True)})
+
+
+class TalliedCounter:
+    """A counter kept as plain totals per attribute set, read at collect time through an
+    observable counter. ``add`` is the SDK ``Counter``'s, at a fraction of its price: the SDK
+    validates, hashes and aggregates every measurement and offers it to an exemplar reservoir
+    (several µs an ``add``; a service's request records a handful), where this is one dict
+    update under a lock. Counters carry no exemplars here (the SPEC puts them on histogram
+    buckets; ``/metrics`` renders none for counters). At most ``limit`` attribute sets are kept,
+    the rest counted under ``otel.metric.overflow=true`` as the SDK's cardinality limit does."""
+
+    def __init__(self, limit: int) -> None:
+        self._totals: dict[Key, float] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None, context: Any = None) -> None:
+        if amount < 0:  # a counter only grows; the SDK drops a negative add too
+            return
+        key = _key(attributes)
+        with self._lock:
+            total = self._totals.get(key)
+            if total is None and len(self._totals) >= self._limit:
+                key, total = OVERFLOW, self._totals.get(OVERFLOW)
+            self._totals[key] = (total or 0) + amount
+
+    def callback(self, options: CallbackOptions) -> Sequence[Observation]:
+        with self._lock:
+            totals = list(self._totals.items())
+        return [Observation(total, dict(key)) for key, total in totals]
+
+
+def _key(attributes: Mapping[str, Any] | None) -> Key:
+    if not attributes:
+        return frozenset()
+    try:
+        return frozenset(attributes.items())
+    except TypeError:  # a sequence value (allowed by OTel): as a tuple
+        return frozenset((k, tuple(v) if isinstance(v, list) else v) for k, v in attributes.items())
+
+
 class Instruments:
     """Instruments by catalog name; label-less counters start at 0 so they exist on /metrics."""
 
-    def __init__(self, meter: Meter, specs: Iterable[MetricSpec]) -> None:
+    def __init__(self, meter: Meter, specs: Iterable[MetricSpec], cardinality_limit: int = 2000) -> None:
         self._by_name: dict[str, Any] = {}
         # In-progress gauges are plain per-label integers read at collect time: two fewer
         # measurements on every request than an up-down counter's +1/-1. A gauge without
@@ -83,6 +127,12 @@ class Instruments:
                 gauge = ObservedGauge()
                 meter.create_observable_gauge(spec.name, [gauge.callback], spec.unit, spec.description)
                 self._by_name[spec.name] = gauge
+            elif spec.kind is Kind.COUNTER and not spec.name.startswith("otel_setup_"):
+                tally = TalliedCounter(cardinality_limit)
+                meter.create_observable_counter(spec.name, [tally.callback], spec.unit, spec.description)
+                if not spec.labels:
+                    tally.add(0)
+                self._by_name[spec.name] = tally
             else:
                 self._by_name[spec.name] = self._create(meter, spec)
 
@@ -103,11 +153,6 @@ class Instruments:
             return meter.create_observable_counter(
                 spec.name, [_self_metric_callback(spec.name)], spec.unit, spec.description
             )
-        if spec.kind is Kind.COUNTER:
-            counter = meter.create_counter(spec.name, spec.unit, spec.description)
-            if not spec.labels:
-                counter.add(0)
-            return counter
         if spec.kind is Kind.UPDOWN:
             updown = meter.create_up_down_counter(spec.name, spec.unit, spec.description)
             if not spec.labels:
@@ -135,9 +180,9 @@ class HttpInstruments:
     ``record_http_request`` record into, the only writer of these instruments."""
 
     def __init__(self, instruments: Instruments, prefix: str) -> None:
-        self.requests: Counter = instruments[f"{prefix}_http_requests_total"]
+        self.requests: TalliedCounter = instruments[f"{prefix}_http_requests_total"]
         self.duration: Histogram = instruments[f"{prefix}_http_request_duration_seconds"]
-        self.errors: Counter = instruments[f"{prefix}_errors_total"]
+        self.errors: TalliedCounter = instruments[f"{prefix}_errors_total"]
         self.in_progress: dict[str, int] = instruments.in_progress.get(f"{prefix}_http_requests_in_progress", {})
         # Known label values start at 0 (Prometheus practice: rate() and alerts see the series
         # before the first error rather than an absent metric).

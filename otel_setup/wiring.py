@@ -99,7 +99,8 @@ def _build(service_name: str, settings: TelemetrySettings, specs: tuple[MetricSp
                       else metrics_api.NoOpMeterProvider())
     tracer_provider = (TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False) if enabled
                        else trace_api.NoOpTracerProvider())
-    instruments = Instruments(meter_provider.get_meter("otel_setup", settings.service_version), specs)
+    instruments = Instruments(meter_provider.get_meter("otel_setup", settings.service_version), specs,
+                              settings.metric_cardinality_limit)
     registry = make_registry(pull_reader)
     telemetry = Telemetry(
         service_name=service_name, settings=settings, prefix=prefix, specs=specs, resource=resource,
