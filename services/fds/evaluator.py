@@ -19,6 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 import otel_setup
 from otel_setup.catalog import Attr, engine_span
+from otel_setup.spans import current_span
 from services.common.cache import Cache
 
 from . import aggregator, context
@@ -73,7 +74,7 @@ class Evaluator:
     async def _context(self, txn: Transaction) -> tuple[context.Context, str | None]:
         # Its own span: cache latency shows in the trace beside the engines, and a cache failure
         # marks this span, not the request that still succeeds.
-        with self.tracer.start_as_current_span("fds.aggregates") as span:
+        with current_span(self.tracer, "fds.aggregates") as span:
             collect = context.collect(txn, self.cache, self.settings.history_ttl_seconds)
             try:
                 ctx = await asyncio.wait_for(collect, self.settings.aggregates_timeout_seconds)
@@ -93,7 +94,7 @@ class Evaluator:
     async def _run(self, engine: Engine, ctx: context.Context) -> EngineRun:
         name = engine.name
         span_name, attributes = engine_span(name)
-        with self.tracer.start_as_current_span(span_name, attributes=attributes) as span:
+        with current_span(self.tracer, span_name, attributes) as span:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(engine.evaluate(ctx), self.budgets.get(name, 0.05))
