@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.markdown import Markdown
 
 from bench import checkout_saturation, saturation
+from bench.report import before_after_section
 from shopfds import procs
 from shopfds.procs import ROOT
 
@@ -158,42 +159,6 @@ def _telemetry_cpu(profile: dict[str, Any] | None, cpu_ms: float | None) -> dict
     return {"telemetry_cpu_ms": round(profile["telemetry_pct"] / 100 * cpu_ms, 3)}
 
 
-def tables(result: dict[str, Any]) -> list[Table]:
-    before, after = result["before"]["commit"][:7], result["after"]["commit"][:7]
-    out = []
-    if "fds" in result:
-        t = Table(title=f"FDS evaluate at saturation, {before} (before) and {after} (after)")
-        for column in ("side", "dev/s", "off/s", "on/off", "CPU ms/eval dev", "off", "telemetry share %",
-                       "telemetry CPU ms/eval"):
-            t.add_column(column, justify="left" if column == "side" else "right")
-        for side in SIDES:
-            s = result["fds"]["sides"][side]
-            t.add_row(side, f"{s['evaluations_per_s']['development']:.0f}",
-                      f"{s['evaluations_per_s']['disabled']:.0f}", f"{s['ratio']:.2f}",
-                      f"{s['cpu_ms_per_evaluation']['development']:.2f}",
-                      f"{s['cpu_ms_per_evaluation']['disabled']:.2f}",
-                      *_profile_cells(s))
-        out.append(t)
-    if "checkout" in result:
-        t = Table(title=f"Checkout at saturation (PostgreSQL + Redis), {before} (before) and {after} (after)")
-        for column in ("side", "on/s", "off/s", "on/off", "ecommerce CPU ms on", "off", "telemetry share %",
-                       "telemetry CPU ms/checkout"):
-            t.add_column(column, justify="left" if column == "side" else "right")
-        for side in SIDES:
-            s = result["checkout"]["sides"][side]
-            t.add_row(side, f"{s['checkouts_per_s']['telemetry']:.1f}", f"{s['checkouts_per_s']['disabled']:.1f}",
-                      f"{s['ratio']:.2f}" if s["ratio"] is not None else "-",
-                      f"{s['ecommerce_cpu_ms_per_checkout']['telemetry']:.1f}",
-                      f"{s['ecommerce_cpu_ms_per_checkout']['disabled']:.1f}", *_profile_cells(s))
-        out.append(t)
-    return out
-
-
-def _profile_cells(side: dict[str, Any]) -> tuple[str, str]:
-    return (f"{side['profile']['telemetry_pct']:.1f}" if side["profile"] else "-",
-            f"{side['telemetry_cpu_ms']:.2f}" if side["telemetry_cpu_ms"] is not None else "-")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.before_after", description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default=BEFORE, help="the earlier commit (default %(default)s)")
@@ -236,9 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "cpus": os.cpu_count()},
                    "command": " ".join(["python -m bench.before_after",
                                         *(argv if argv is not None else sys.argv[1:])])})
-    console = Console(width=max(Console().width, 140))
-    for table in tables(result):
-        console.print(table)
+    # The section BENCHMARKS.md gets, as it will read there.
+    Console(width=max(Console().width, 140)).print(Markdown(before_after_section(result)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
