@@ -5,19 +5,12 @@ Only the shape of the output is checked, never a timing.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from bench.before_after import BEFORE
 from bench.report import render
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import REPO_ROOT, require_wrk, run_bench
 
 
 def _git(*args: str) -> str:
@@ -25,20 +18,10 @@ def _git(*args: str) -> str:
 
 
 def test_before_after_runs_the_earlier_commit_beside_this_one(tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            raise AssertionError("wrk missing: `make wrk` installs it")
-        pytest.skip("wrk not installed")
+    require_wrk()
     worktrees = _git("worktree", "list", "--porcelain")
-    out = tmp_path / "before_after.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.before_after", "--parts", "fds", "--duration", "1", "--rounds", "1",
-         "--warmup", "1", "--profile-seconds", "1", "--json", str(out)],
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
-        timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(out.read_text())
+    result, _ = run_bench("bench.before_after", tmp_path / "before_after.json", "--parts", "fds", "--duration", "1",
+                          "--rounds", "1", "--warmup", "1", "--profile-seconds", "1")
     assert result["before"]["commit"] == _git("rev-parse", BEFORE) != result["after"]["commit"]
     assert result["after"]["commit"] == _git("rev-parse", "HEAD")
     # Every (commit, mode) pair ran, in ABBA order over the four.

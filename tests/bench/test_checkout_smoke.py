@@ -5,10 +5,7 @@ writes every figure. Only the shape of the output is checked, never a timing.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,23 +13,15 @@ import pytest
 from bench.checkout import bucket_index, summarize_profile
 from bench.report import render
 from shopfds.procs import prometheus_binary
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import REPO_ROOT, run_bench
 
 
 def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     scraped = prometheus_binary() is not None  # the bench reads its Prometheus P95s only with one
     if not scraped and os.environ.get("CI"):
         pytest.fail("prometheus is not installed (make test installs it with apt-get)")
-    out = tmp_path / "checkout.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.checkout", "--rates", "4", "--duration", "1.5", "--rounds", "2",
-         "--shoppers", "4", "--profile-seconds", "1", "--json", str(out)],
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
-        timeout=400, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(out.read_text())
+    result, stdout = run_bench("bench.checkout", tmp_path / "checkout.json", "--rates", "4", "--duration", "1.5",
+                               "--rounds", "2", "--shoppers", "4", "--profile-seconds", "1", timeout=400)
     # ABBA: the rate ran twice per mode, in the order on, off, off, on.
     first = [r["mode"] for r in result["runs"] if r["offered_tps"] == 4]
     assert first == ["telemetry", "disabled", "disabled", "telemetry"]
@@ -53,7 +42,7 @@ def test_checkout_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     assert set(pipeline["rss_mb"]["telemetry"]) == set(pipeline["rss_mb"]["disabled"]) == {"ml", "fds", "ecommerce",
                                                                                              "admin"}
     assert result["profile"]["ecommerce"]["samples"] > 0
-    assert "Telemetry on against off" in proc.stdout
+    assert "Telemetry on against off" in stdout
     # BENCHMARKS.md is written from these figures: every run rate and target shows up in it.
     markdown = render({"checkout": result})
     assert "| 4 | telemetry |" in markdown and "| 4 | disabled |" in markdown

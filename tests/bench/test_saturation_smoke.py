@@ -5,35 +5,17 @@ output is checked, never a timing.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
 from bench.report import render
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import require_wrk, run_bench
 
 
 def test_saturation_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            raise AssertionError("wrk missing: `make wrk` installs it")
-        pytest.skip("wrk not installed")
-    out = tmp_path / "saturation.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.saturation", "--modes", "development,disabled", "--duration", "1",
-         "--rounds", "2", "--warmup", "1", "--rate", "40", "--rate-duration", "1", "--profile-seconds", "1",
-         "--json", str(out)],
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
-        timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(out.read_text())
+    require_wrk()
+    result, _ = run_bench("bench.saturation", tmp_path / "saturation.json", "--modes", "development,disabled",
+                          "--duration", "1", "--rounds", "2", "--warmup", "1", "--rate", "40", "--rate-duration", "1",
+                          "--profile-seconds", "1")
     # ABBA: development, disabled, then disabled, development.
     assert [(r["round"], r["mode"]) for r in result["runs"]] == [
         (0, "development"), (0, "disabled"), (1, "disabled"), (1, "development")]

@@ -6,30 +6,17 @@ Only the shape of the output is checked, never a timing.
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.report import render
 from bench.telemetry_cost import LADDER, VARIANTS
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import run_bench
 
 
 def test_bench_runs_and_writes_every_variant(tmp_path: Path) -> None:
-    out = tmp_path / "figures.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.telemetry_cost", "--requests", "50", "--runs", "1",
-         "--json", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    figures = json.loads(out.read_text(encoding="utf-8"))
+    figures, _ = run_bench("bench.telemetry_cost", tmp_path / "figures.json", "--requests", "50", "--runs", "1")
     assert set(figures["variants"]) == set(VARIANTS)
     for name in VARIANTS:
         median = figures["variants"][name]["median_us"]
